@@ -1,0 +1,1 @@
+"""Analysis path: numpy, OpenCV and ONNX Runtime only (never torch)."""

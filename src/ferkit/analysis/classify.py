@@ -1,0 +1,74 @@
+"""ONNX Runtime expression classifier: batched, threads configurable, preprocessing and
+temperature from the model card, optional flip test-time augmentation."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..data.images import convert_channels, fit_size
+from ..errors import ModelError
+from ..zoo import ModelRef, resolve
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+class OnnxClassifier:
+    """Classify face crops (uint8, any size, gray or BGR) with an exported ferkit model."""
+
+    def __init__(self, model: str | Path | ModelRef | None = None, *, threads: int = 1,
+                 tta: bool | None = None, batch_size: int = 64):
+        import onnxruntime as ort
+
+        self.ref = model if isinstance(model, ModelRef) else resolve(model)
+        card = self.ref.card
+        self.classes = list(card["labels"])
+        self.size = int(card["input_size"])
+        self.channels = int(card["channels"])
+        self.mean = np.array(card["mean"], np.float32).reshape(1, -1, 1, 1)
+        self.std = np.array(card["std"], np.float32).reshape(1, -1, 1, 1)
+        self.temperature = float(card.get("temperature", 1.0))
+        self.tta = bool(card.get("tta_flip", False)) if tta is None else bool(tta)
+        self.batch_size = batch_size
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = max(1, threads)
+        so.inter_op_num_threads = 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(self.ref.path), so,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own exception types
+            raise ModelError(f"{self.ref.path}: ONNX Runtime cannot load it ({exc})") from None
+        self.input_name = self.session.get_inputs()[0].name
+
+    def preprocess(self, faces) -> np.ndarray:
+        """List/array of uint8 crops -> normalised float32 (N, C, S, S)."""
+        arr = np.stack([fit_size(convert_channels(f, self.channels), self.size)
+                        for f in faces])
+        if arr.ndim == 3:
+            arr = arr[:, None]
+        else:
+            arr = arr.transpose(0, 3, 1, 2)
+        return (arr.astype(np.float32) / 255.0 - self.mean) / self.std
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """Model logits for a preprocessed batch, in chunks of ``batch_size``."""
+        outs = []
+        for i in range(0, len(x), self.batch_size):
+            chunk = np.ascontiguousarray(x[i:i + self.batch_size])
+            z = self.session.run(None, {self.input_name: chunk})[0]
+            if self.tta:
+                flipped = np.ascontiguousarray(chunk[..., ::-1])
+                z = (z + self.session.run(None, {self.input_name: flipped})[0]) / 2
+            outs.append(z)
+        if not outs:
+            return np.zeros((0, len(self.classes)), np.float32)
+        return np.concatenate(outs)
+
+    def predict_proba(self, faces, *, preprocessed: bool = False) -> np.ndarray:
+        x = faces if preprocessed else self.preprocess(faces)
+        return softmax(self.logits(x) / self.temperature)

@@ -1,0 +1,186 @@
+"""`ferkit` command line: a thin shell over the Python API, one subcommand per job.
+
+User mistakes print one clear line (``ferkit: error: ...``) and exit 2; no stack trace.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from . import __version__
+from .errors import FerkitError
+
+log = logging.getLogger("ferkit")
+
+# flag -> (TrainConfig key, type); None type means store_true
+TRAIN_FLAGS = {
+    "data": str, "val_data": str, "classes": str, "class_map": str, "model": str,
+    "width": int, "norm": str, "dropout": float, "channels": int, "input_size": int,
+    "epochs": int, "batch_size": int, "optimizer": str, "lr": float, "weight_decay": float,
+    "schedule": str, "warmup_epochs": float, "label_smoothing": float, "balance": str,
+    "distill": str, "distill_alpha": float, "distill_temperature": float,
+    "select_metric": str, "patience": int, "seed": int, "threads": int, "device": str,
+    "max_steps_per_epoch": int,
+}
+TRAIN_SWITCHES = ("negative_vs_rest", "soft_labels", "skip_bad", "bf16")
+AUG_FLAGS = {"rotate": float, "scale": float, "shift": float, "erase_p": float,
+             "mixup": float, "cutmix": float, "mix_p": float}
+
+
+def _add_train(sub):
+    p = sub.add_parser("train", help="train a model (needs ferkit[train])",
+                       description="Train a FER model. Options override the --recipe file.")
+    p.add_argument("--recipe", help="YAML/JSON recipe (e.g. recipes/default.yaml)")
+    p.add_argument("--out", required=True, help="run folder for checkpoints and metrics")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--export", action="store_true", help="export OUT/best.pt to OUT/model.onnx")
+    for key, typ in TRAIN_FLAGS.items():
+        p.add_argument("--" + key.replace("_", "-"), dest=key, type=typ, default=None,
+                       help=argparse.SUPPRESS if key == "max_steps_per_epoch" else None)
+    p.add_argument("--map", dest="class_map", default=None,
+                   help="rename/merge classes, e.g. sadness=sad,disgust=angry")
+    for key in TRAIN_SWITCHES:
+        p.add_argument("--" + key.replace("_", "-"), dest=key, action="store_true",
+                       default=None)
+    for key, typ in AUG_FLAGS.items():
+        p.add_argument("--" + key.replace("_", "-"), dest="aug_" + key, type=typ, default=None)
+    p.add_argument("--no-flip", dest="aug_flip", action="store_false", default=None)
+    p.add_argument("--no-val-tta", dest="val_tta", action="store_false", default=None)
+    p.add_argument("--no-progress", action="store_true")
+
+
+def cmd_train(a) -> int:
+    from .train.config import TrainConfig, load_recipe
+    from .train.trainer import Trainer
+
+    d = load_recipe(a.recipe) if a.recipe else {}
+    for key in (*TRAIN_FLAGS, *TRAIN_SWITCHES, "val_tta"):
+        if getattr(a, key, None) is not None:
+            d[key] = getattr(a, key)
+    aug = dict(d.get("augment") or {})
+    for key in (*AUG_FLAGS, "flip"):
+        v = getattr(a, "aug_" + key, None)
+        if v is not None:
+            aug[key] = v
+    d["augment"] = aug
+    if not d.get("data"):
+        raise FerkitError("train: give --data (a dataset folder or CSV) or a --recipe with data")
+    cfg = TrainConfig.from_dict(d)
+    res = Trainer(cfg, a.out, resume=a.resume, progress=not a.no_progress).fit()
+    print(json.dumps(res.to_dict(), indent=2))
+    if a.export:
+        from .export import export
+        export(f"{a.out}/best.pt", f"{a.out}/model.onnx")
+        print(f"exported {a.out}/model.onnx")
+    return 0
+
+
+def cmd_evaluate(a) -> int:
+    from .evaluate import evaluate
+    from .io import write_json
+
+    rep = evaluate(a.data, a.model, split=a.split, tta=a.tta == "flip" if a.tta else None,
+                   threads=a.threads, class_map=a.class_map, skip_bad=a.skip_bad,
+                   plots=a.plots)
+    if a.json:
+        write_json(a.json, rep)
+    pc = rep["per_class"]
+    print(f"{rep['model_name']} on {rep['data']} (n={rep['n']}): accuracy {rep['accuracy']:.4f}"
+          f"  macro-F1 {rep['macro_f1']:.4f}  balanced {rep['balanced_accuracy']:.4f}"
+          f"  ECE {rep['ece']:.4f}")
+    for c, v in pc.items():
+        print(f"  {c:>10s}  acc {v['accuracy']:.3f}  prec {v['precision']:.3f}  n {v['support']}")
+    return 0
+
+
+def cmd_export(a) -> int:
+    import numpy as np
+
+    from .export import export
+    images = None
+    if a.parity_data:
+        from .data import load_dataset
+        from .train import checkpoint
+        mc = checkpoint.load(a.checkpoint)["model_config"]
+        images = load_dataset(a.parity_data, "val", size=mc["input_size"],
+                              channels=mc["in_chans"]).images
+        images = images[np.random.default_rng(0).permutation(len(images))[:256]]
+    card = export(a.checkpoint, a.out, name=a.name, parity_images=images,
+                  slim_checkpoint=a.checkpoint_out, evaluate_val=not a.no_val)
+    print(f"wrote {a.out} and {a.out[:-5]}.json; parity max |dp| = "
+          f"{card['parity_max_prob_diff']:.2e}")
+    if "val" in card["metrics"]:
+        print(f"val accuracy (ONNX) {card['metrics']['val']['accuracy']:.4f}")
+    return 0
+
+
+def cmd_models(a) -> int:
+    from .zoo import shipped
+    rows = [r.summary() for r in shipped()]
+    if a.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        acc = f"{r['val_accuracy']:.4f}" if r["val_accuracy"] is not None else "-"
+        fps = f"{r['faces_per_s']:.0f}" if r["faces_per_s"] else "-"
+        print(f"{r['name']:<9} val_acc {acc}  faces/s(1 thread) {fps:>6}  "
+              f"{r['input_size']}px x{r['channels']}  {','.join(r['classes'])}\n"
+              f"          {r['path']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="ferkit", description=__doc__.splitlines()[0])
+    ap.add_argument("--version", action="version", version=f"ferkit {__version__}")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    _add_train(sub)
+    p = sub.add_parser("evaluate", help="score a model on a labelled dataset")
+    p.add_argument("--data", required=True, help="dataset folder, FER2013 CSV or label file")
+    p.add_argument("--model", default=None, help="shipped name (default, fast, ferplus) or .onnx")
+    p.add_argument("--split", default="val", help="split of a multi-split source (val)")
+    p.add_argument("--tta", choices=["flip", "none"], default=None,
+                   help="test-time augmentation (default: as the model card says)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--map", dest="class_map", default=None)
+    p.add_argument("--skip-bad", action="store_true")
+    p.add_argument("--json", help="write the full report here")
+    p.add_argument("--plots", help="folder for confusion matrix and reliability PNGs")
+    p = sub.add_parser("export", help="checkpoint -> ONNX + model card (needs ferkit[train])")
+    p.add_argument("checkpoint")
+    p.add_argument("--out", required=True)
+    p.add_argument("--name")
+    p.add_argument("--parity-data", help="dataset whose val faces drive the parity check")
+    p.add_argument("--checkpoint-out", help="also write a slim weights-only checkpoint here")
+    p.add_argument("--no-val", action="store_true", help="skip ONNX val metrics in the card")
+    p = sub.add_parser("models", help="list the shipped models")
+    p.add_argument("--json", action="store_true")
+    return ap
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export,
+            "models": cmd_models}
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.cmd](args)
+    except FerkitError as exc:
+        print(f"ferkit: error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        print(f"ferkit: error: {exc.name or exc} is not installed; training and export need "
+              f"pip install 'ferkit[train]'", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ferkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

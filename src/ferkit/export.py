@@ -1,0 +1,131 @@
+"""`ferkit export`: checkpoint -> ONNX (logits output, dynamic batch), a parity check
+against PyTorch, and the model card JSON beside the ONNX file."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+from .io import atomic_path, write_json
+
+log = logging.getLogger(__name__)
+PARITY_LIMIT = 1e-4
+
+
+def export(ckpt_path: str | Path, out: str | Path, *, name: str | None = None,
+           parity_images: np.ndarray | None = None, opset: int = 17,
+           slim_checkpoint: str | Path | None = None, evaluate_val: bool = True) -> dict:
+    """Write ``out`` (.onnx) and ``out.json`` (model card); return the card."""
+    import torch
+
+    from .train import checkpoint
+    from .train.loop import images_to_tensor, to_input
+
+    ckpt_path, out = Path(ckpt_path), Path(out)
+    if out.suffix.lower() != ".onnx":
+        raise ModelError(f"{out}: the output must end in .onnx")
+    ck = checkpoint.load(ckpt_path)
+    model = checkpoint.build_from_checkpoint(ck)
+    mc = ck["model_config"]
+    size, chans = mc["input_size"], mc["in_chans"]
+    dummy = torch.zeros(1, chans, size, size)
+    with atomic_path(out) as tmp:
+        torch.onnx.export(model, dummy, str(tmp), input_names=["input"],
+                          output_names=["logits"], opset_version=opset, dynamo=False,
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    # parity on real faces when given, else on seeded noise images
+    if parity_images is None:
+        rng = np.random.default_rng(0)
+        parity_images = rng.integers(0, 256, (64, size, size), dtype=np.uint8)
+    x = to_input(images_to_tensor(parity_images[:256]), mc["mean"], mc["std"])
+    with torch.no_grad():
+        p_torch = torch.softmax(model(x), 1).numpy()
+    import onnxruntime as ort
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    z = sess.run(None, {"input": x.numpy()})[0]
+    p_onnx = np.exp(z - z.max(1, keepdims=True))
+    p_onnx /= p_onnx.sum(1, keepdims=True)
+    diff = float(np.abs(p_torch - p_onnx).max())
+    if not diff < PARITY_LIMIT:
+        out.unlink(missing_ok=True)
+        raise ModelError(f"{out}: ONNX and PyTorch disagree (max probability difference "
+                         f"{diff:.2e} >= {PARITY_LIMIT}); export refused")
+    card = _card(ck, ckpt_path, out, name, diff, opset)
+    if slim_checkpoint:
+        slim = {k: ck[k] for k in ("model", "model_config", "classes", "config") if k in ck}
+        slim["val_report"] = ck.get("val_report")
+        checkpoint.save(slim_checkpoint, slim)
+        card["checkpoint"] = Path(slim_checkpoint).name
+    write_json(out.with_suffix(".json"), card)
+    if evaluate_val and card["training_data"].get("val_source"):
+        card = _add_val_metrics(out, card)
+    return card
+
+
+def _card(ck: dict, ckpt_path: Path, out: Path, name, diff: float, opset: int) -> dict:
+    mc, cfg = ck["model_config"], ck.get("config", {})
+    summary_path = ckpt_path.parent / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    val_src = cfg.get("val_data") or cfg.get("data")
+    return {
+        "name": name or out.stem,
+        "format": "ferkit-model-card/1",
+        "labels": ck["classes"],
+        "input_size": mc["input_size"],
+        "channels": mc["in_chans"],
+        "mean": list(mc["mean"]),
+        "std": list(mc["std"]),
+        "output": "logits",
+        "temperature": 1.0,
+        "tta_flip": bool(cfg.get("val_tta", False)),
+        "architecture": {"name": mc["name"], **mc["kwargs"]},
+        "training_data": {"source": cfg.get("data"), "val_source": val_src,
+                          "soft_labels": cfg.get("soft_labels", False),
+                          "counts": summary.get("train_counts")},
+        "recipe": cfg,
+        "training": {"best_epoch": summary.get("best_epoch", ck.get("epoch")),
+                     "train_seconds": summary.get("train_seconds"),
+                     "hardware": summary.get("hardware")},
+        "metrics": {"val_torch": _brief(ck.get("val_report"))},
+        "parity_max_prob_diff": diff,
+        "opset": opset,
+        "onnx_sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
+        "source_commit": _git_commit(),
+        "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _brief(rep: dict | None) -> dict | None:
+    if not rep:
+        return None
+    keys = ("n", "accuracy", "macro_f1", "balanced_accuracy", "per_class_accuracy_spread",
+            "ece")
+    return {k: rep[k] for k in keys if k in rep}
+
+
+def _add_val_metrics(out: Path, card: dict) -> dict:
+    """Score the exported ONNX file itself on the val split named in the recipe."""
+    from .evaluate import evaluate
+    src = card["training_data"]["val_source"]
+    if not Path(src).exists():
+        log.warning("val data %s not found; model card has no ONNX val metrics", src)
+        return card
+    rep = evaluate(src, out, split="val")
+    card["metrics"]["val"] = _brief(rep)
+    write_json(out.with_suffix(".json"), card)
+    return card
+
+
+def _git_commit() -> str | None:
+    try:
+        res = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, check=False)
+        return res.stdout.strip() if res.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None

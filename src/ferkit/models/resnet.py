@@ -1,0 +1,85 @@
+"""ResNet family adapted to 48-px faces: a 3x3 stem (stride configurable) instead of the
+7x7/stride-4 ImageNet stem, widths configurable, BatchNorm or GroupNorm."""
+from __future__ import annotations
+
+from torch import nn
+
+from .common import Classifier, norm_layer
+from .registry import register
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, cin, planes, stride, norm):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
+        self.bn1 = norm_layer(norm, planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = norm_layer(norm, planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.short = _shortcut(cin, planes, stride, norm)
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.short(x))
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, cin, planes, stride, norm):
+        super().__init__()
+        out = planes * 4
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, planes, 1, bias=False), norm_layer(norm, planes), nn.ReLU(True),
+            nn.Conv2d(planes, planes, 3, stride, 1, bias=False), norm_layer(norm, planes),
+            nn.ReLU(True), nn.Conv2d(planes, out, 1, bias=False), norm_layer(norm, out))
+        self.relu = nn.ReLU(inplace=True)
+        self.short = _shortcut(cin, out, stride, norm)
+
+    def forward(self, x):
+        return self.relu(self.body(x) + self.short(x))
+
+
+def _shortcut(cin, cout, stride, norm):
+    if stride == 1 and cin == cout:
+        return nn.Identity()
+    return nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), norm_layer(norm, cout))
+
+
+def build_resnet(block, layers, num_classes=7, in_chans=1, width=64, stem_stride=1,
+                 norm="batch", dropout=0.3):
+    stem_w = max(16, width // 2) if stem_stride == 1 else width
+    mods = [nn.Conv2d(in_chans, stem_w, 3, stem_stride, 1, bias=False),
+            norm_layer(norm, stem_w), nn.ReLU(inplace=True)]
+    cin = stem_w
+    for i, n in enumerate(layers):
+        planes = width * 2 ** i
+        stride = 1 if i == 0 else 2
+        for j in range(n):
+            mods.append(block(cin, planes, stride if j == 0 else 1, norm))
+            cin = planes * block.expansion
+    return Classifier(nn.Sequential(*mods), cin, num_classes, dropout)
+
+
+@register("resnet18", width=64, stem_stride=2)
+def resnet18(**kw):
+    return build_resnet(BasicBlock, [2, 2, 2, 2], **kw)
+
+
+@register("resnet34", width=64, stem_stride=2)
+def resnet34(**kw):
+    return build_resnet(BasicBlock, [3, 4, 6, 3], **kw)
+
+
+@register("resnet50", width=32, stem_stride=2)
+def resnet50(**kw):
+    return build_resnet(Bottleneck, [3, 4, 6, 3], **kw)
+
+
+@register("resnet_fast", width=16, stem_stride=2, dropout=0.2)
+def resnet_fast(**kw):
+    """Small ResNet for real-time video (one block per stage)."""
+    return build_resnet(BasicBlock, [1, 1, 1, 1], **kw)

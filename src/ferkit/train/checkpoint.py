@@ -1,0 +1,38 @@
+"""Checkpoints: model weights + config + training state, written atomically."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import ModelError
+from ..io import atomic_path
+
+
+def save(path: str | Path, payload: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise ModelError(f"{p}: checkpoint not found")
+    try:
+        ck = torch.load(p, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise ModelError(f"{p}: not a readable ferkit checkpoint ({exc.__class__.__name__})") \
+            from None
+    if not isinstance(ck, dict) or "model" not in ck or "model_config" not in ck:
+        raise ModelError(f"{p}: not a ferkit checkpoint (no model/model_config)")
+    return ck
+
+
+def build_from_checkpoint(ck: dict):
+    """Recreate the network of a checkpoint with its weights, in eval mode."""
+    from ..models import create_model
+    mc = ck["model_config"]
+    kw = {k: v for k, v in mc["kwargs"].items() if k != "num_classes"}
+    model = create_model(mc["name"], mc["kwargs"]["num_classes"], mc["in_chans"], **kw)
+    model.load_state_dict(ck["model"])
+    return model.eval()

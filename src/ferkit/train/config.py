@@ -1,0 +1,121 @@
+"""TrainConfig: every knob of `ferkit train`, with documented defaults. A recipe file
+(YAML or JSON) holds a subset of these keys; unknown keys are errors."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigError
+from .augment import AugmentConfig
+
+
+@dataclass
+class TrainConfig:
+    # data
+    data: str = ""                    # dataset root, CSV or FER+ folder (train split)
+    val_data: str | None = None       # explicit validation source (default: data's val split)
+    classes: str | None = None        # taxonomy name or comma list (subset/order)
+    class_map: str | None = None      # rename/merge, e.g. "sadness=sad,disgust=angry"
+    negative_vs_rest: bool = False
+    soft_labels: bool = False         # FER+ vote distributions as targets
+    skip_bad: bool = False
+    # model
+    model: str = "resnet18"
+    width: int | None = None
+    norm: str = "batch"
+    dropout: float = 0.3
+    channels: int = 1
+    input_size: int = 48
+    # optimisation
+    epochs: int = 30
+    batch_size: int = 128
+    optimizer: str = "adamw"          # adamw | sgd
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    momentum: float = 0.9
+    schedule: str = "cosine"          # cosine | onecycle | constant
+    warmup_epochs: float = 1.0
+    min_lr_ratio: float = 0.01
+    label_smoothing: float = 0.1
+    balance: str = "none"             # none | weights | sampler
+    balance_power: float = 0.5        # class weight = (N / (K n_c)) ** power
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # distillation (offline: teacher probabilities computed once on the clean train set)
+    distill: str | None = None        # teacher checkpoint path
+    distill_alpha: float = 0.7
+    distill_temperature: float = 2.0
+    # selection
+    select_metric: str = "accuracy"   # accuracy | macro_f1
+    patience: int = 0                 # epochs without improvement before stopping; 0: off
+    val_tta: bool = True              # validate with flip test-time augmentation
+    # machine
+    seed: int = 0
+    threads: int = 2
+    device: str = "cpu"
+    channels_last: bool = True
+    bf16: bool = False                # bf16 autocast (slower than fp32 on AVX-512 CPUs here)
+    max_steps_per_epoch: int | None = None   # for smoke tests
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ConfigError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+        aug = d.pop("augment", None) or {}
+        if isinstance(aug, dict):
+            anames = {f.name for f in dataclasses.fields(AugmentConfig)}
+            bad = set(aug) - anames
+            if bad:
+                raise ConfigError(f"unknown augment option(s): {', '.join(sorted(bad))}")
+            if "erase_area" in aug:
+                aug["erase_area"] = tuple(aug["erase_area"])
+            aug = AugmentConfig(**aug)
+        cfg = cls(**d, augment=aug)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        checks = [
+            (self.optimizer in ("adamw", "sgd"), "optimizer must be adamw or sgd"),
+            (self.schedule in ("cosine", "onecycle", "constant"),
+             "schedule must be cosine, onecycle or constant"),
+            (self.balance in ("none", "weights", "sampler"),
+             "balance must be none, weights or sampler"),
+            (self.select_metric in ("accuracy", "macro_f1"),
+             "select_metric must be accuracy or macro_f1"),
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.batch_size >= 2, "batch_size must be >= 2"),
+            (self.lr > 0, "lr must be > 0"),
+            (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
+            (self.channels in (1, 3), "channels must be 1 or 3"),
+            (self.norm in ("batch", "group"), "norm must be batch or group"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(msg)
+
+
+def load_recipe(path: str | Path) -> dict:
+    """Read a YAML or JSON recipe into a dict of TrainConfig keys."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: recipe file not found")
+    text = p.read_text()
+    if p.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ConfigError("YAML recipes need PyYAML: pip install 'ferkit[train]'") from None
+        d = yaml.safe_load(text) or {}
+    else:
+        d = json.loads(text)
+    if not isinstance(d, dict):
+        raise ConfigError(f"{p}: a recipe must be a mapping of option: value")
+    return d

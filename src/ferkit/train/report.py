@@ -1,0 +1,42 @@
+"""Training history as CSV/JSON and a training-curve PNG."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from ..io import atomic_path, write_json, write_text
+
+
+def write_history(out: Path, history: list[dict]) -> None:
+    write_json(out / "history.json", history)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(history[0]))
+    w.writeheader()
+    w.writerows(history)
+    write_text(out / "history.csv", buf.getvalue())
+    try:
+        plot_curves(out / "curves.png", history)
+    except ImportError:
+        pass
+
+
+def plot_curves(path: Path, history: list[dict]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    ep = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.plot(ep, [h["train_loss"] for h in history], label="train")
+    a.plot(ep, [h["val_loss"] for h in history], label="val")
+    a.set(xlabel="epoch", ylabel="loss", title="Loss")
+    a.legend()
+    b.plot(ep, [h["train_acc"] for h in history], label="train (augmented)")
+    b.plot(ep, [h["val_acc"] for h in history], label="val accuracy")
+    b.plot(ep, [h["val_macro_f1"] for h in history], label="val macro-F1")
+    b.set(xlabel="epoch", title="Accuracy")
+    b.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)

@@ -1,0 +1,241 @@
+"""The training run: data, model, optimiser and schedule, epochs with progress, per-epoch
+validation, best/last checkpoints (atomic), resume, history and curves."""
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data import FaceArray, load_dataset
+from ..errors import ConfigError
+from ..io import write_json
+from ..labels import ClassSpec, parse_classes, parse_mapping
+from ..metrics import classification_report
+from ..models import create_model
+from . import checkpoint
+from .augment import augment, mix
+from .config import TrainConfig
+from .loop import (class_weights, images_to_tensor, lr_lambda, predict_logits,
+                   soft_cross_entropy, soft_targets, to_input)
+from .report import write_history
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    best_epoch: int
+    best_metric: float
+    val_report: dict
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {"out_dir": str(self.out_dir), "best_epoch": self.best_epoch,
+                "best_metric": self.best_metric, "seconds": self.seconds,
+                "val_accuracy": self.val_report["accuracy"],
+                "val_macro_f1": self.val_report["macro_f1"]}
+
+
+def class_spec(cfg: TrainConfig) -> ClassSpec:
+    return ClassSpec(parse_classes(cfg.classes), parse_mapping(cfg.class_map),
+                     cfg.negative_vs_rest)
+
+
+def load_splits(cfg: TrainConfig) -> tuple[FaceArray, FaceArray]:
+    spec = class_spec(cfg)
+    kw = dict(size=cfg.input_size, channels=cfg.channels, spec=spec, skip_bad=cfg.skip_bad)
+    train = load_dataset(cfg.data, "train", soft=cfg.soft_labels, **kw)
+    spec_val = ClassSpec(tuple(train.classes), spec.mapping, spec.binary_negative)
+    kw["spec"] = spec_val
+    if cfg.val_data:
+        val = load_dataset(cfg.val_data, None if Path(cfg.val_data).is_dir() else "val", **kw)
+    else:
+        val = load_dataset(cfg.data, "val", **kw)
+    return train, val
+
+
+class Trainer:
+    """Runs one training job described by a TrainConfig into ``out_dir``."""
+
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
+                 progress: bool = True):
+        cfg.validate()
+        self.cfg, self.out, self.resume, self.progress = cfg, Path(out_dir), resume, progress
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.set_num_threads(cfg.threads)
+
+    def fit(self) -> TrainResult:
+        cfg = self.cfg
+        t_start = time.time()
+        train, val = load_splits(cfg)
+        log.info("train %d faces %s; val %d", len(train), train.counts(), len(val))
+        k = len(train.classes)
+        model = self._model(k)
+        mcfg = model.config
+        xtr, xva = images_to_tensor(train.images), images_to_tensor(val.images)
+        targets = self._targets(train, xtr, mcfg)
+        weights = class_weights(train.labels, k, cfg.balance_power) \
+            if cfg.balance == "weights" else None
+        steps = len(train) // cfg.batch_size
+        if cfg.max_steps_per_epoch:
+            steps = min(steps, cfg.max_steps_per_epoch)
+        opt = self._optimizer(model)
+        total = steps * cfg.epochs
+        if cfg.schedule == "onecycle":
+            sched = torch.optim.lr_scheduler.OneCycleLR(
+                opt, cfg.lr, total_steps=total, pct_start=max(0.05, cfg.warmup_epochs / cfg.epochs))
+        else:
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, lr_lambda(cfg.schedule, total, int(cfg.warmup_epochs * steps), cfg.min_lr_ratio))
+        state = {"epoch": 0, "best": -1.0, "best_epoch": -1, "history": [], "elapsed": 0.0,
+                 "stale": 0}
+        last = self.out / "last.pt"
+        if self.resume and last.exists():
+            ck = checkpoint.load(last)
+            if ck["config"] != cfg.to_dict():
+                raise ConfigError(f"{last}: was written with other options; resume with the "
+                                  f"same options or start a new --out")
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
+            state = ck["state"]
+            log.info("resumed from %s at epoch %d", last, state["epoch"])
+        write_json(self.out / "config.json", cfg.to_dict())
+        base = {"model_config": mcfg.to_dict(), "classes": train.classes,
+                "config": cfg.to_dict()}
+        for epoch in range(state["epoch"], cfg.epochs):
+            t0 = time.time()
+            tr_loss, tr_acc = self._epoch(model, opt, sched, xtr, train.labels, targets,
+                                          weights, steps, epoch, mcfg)
+            rep = self._validate(model, xva, val, mcfg)
+            dt = time.time() - t0
+            state["elapsed"] += dt
+            metric = rep[cfg.select_metric]
+            row = {"epoch": epoch + 1, "train_loss": tr_loss, "train_acc": tr_acc,
+                   "val_loss": rep["nll"], "val_acc": rep["accuracy"],
+                   "val_macro_f1": rep["macro_f1"], "lr": opt.param_groups[0]["lr"],
+                   "seconds": dt, "images_per_s": steps * cfg.batch_size / dt}
+            state["history"].append(row)
+            log.info("epoch %d/%d loss %.3f train %.3f val %.4f f1 %.4f (%.0fs)", epoch + 1,
+                     cfg.epochs, tr_loss, tr_acc, rep["accuracy"], rep["macro_f1"], dt)
+            state["epoch"] = epoch + 1
+            if metric > state["best"]:
+                state.update(best=metric, best_epoch=epoch + 1, stale=0)
+                checkpoint.save(self.out / "best.pt", {**base, "model": model.state_dict(),
+                                                      "val_report": rep, "epoch": epoch + 1})
+            else:
+                state["stale"] += 1
+            checkpoint.save(last, {**base, "model": model.state_dict(),
+                                   "optimizer": opt.state_dict(),
+                                   "scheduler": sched.state_dict(), "state": state})
+            write_history(self.out, state["history"])
+            if cfg.patience and state["stale"] >= cfg.patience:
+                log.info("early stop: no improvement for %d epochs", cfg.patience)
+                break
+        best = checkpoint.load(self.out / "best.pt")
+        summary = {"best_epoch": state["best_epoch"], "best_" + cfg.select_metric: state["best"],
+                   "train_seconds": state["elapsed"], "wall_seconds": time.time() - t_start,
+                   "hardware": hardware(cfg), "classes": train.classes,
+                   "train_counts": train.counts(), "val_report": best["val_report"]}
+        write_json(self.out / "summary.json", summary)
+        return TrainResult(self.out, state["best_epoch"], state["best"], best["val_report"],
+                           state["elapsed"])
+
+    def _model(self, k: int):
+        cfg = self.cfg
+        kw = {"norm": cfg.norm, "dropout": cfg.dropout}
+        if cfg.width:
+            kw["width"] = cfg.width
+        torch.manual_seed(cfg.seed)
+        model = create_model(cfg.model, k, cfg.channels, **kw).to(cfg.device)
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def _optimizer(self, model):
+        cfg = self.cfg
+        decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+        no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+        groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+                  {"params": no_decay, "weight_decay": 0.0}]
+        if cfg.optimizer == "sgd":
+            return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+
+    def _targets(self, train: FaceArray, xtr, mcfg) -> torch.Tensor:
+        cfg = self.cfg
+        k = len(train.classes)
+        t = soft_targets(train.labels, k, train.soft if cfg.soft_labels else None)
+        if not cfg.distill:
+            return t
+        teacher_ck = checkpoint.load(cfg.distill)
+        if teacher_ck["classes"] != train.classes:
+            raise ConfigError(f"{cfg.distill}: teacher classes {teacher_ck['classes']} differ "
+                              f"from the training classes {train.classes}")
+        teacher = checkpoint.build_from_checkpoint(teacher_ck).to(cfg.device)
+        tm = teacher_ck["model_config"]
+        log.info("distillation: computing teacher probabilities on %d faces", len(train))
+        logits = predict_logits(teacher, xtr, tm["mean"], tm["std"], tta=True,
+                                device=cfg.device, channels_last=False)
+        p = torch.softmax(logits / cfg.distill_temperature, 1)
+        return (1 - cfg.distill_alpha) * t + cfg.distill_alpha * p
+
+    def _epoch(self, model, opt, sched, xtr, labels, targets, weights, steps, epoch, mcfg):
+        cfg = self.cfg
+        model.train()
+        g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+        rng = np.random.default_rng(cfg.seed * 1000 + epoch)
+        if cfg.balance == "sampler":
+            cw = 1.0 / np.bincount(labels)[labels]
+            order = rng.choice(len(labels), steps * cfg.batch_size, p=cw / cw.sum())
+        else:
+            order = rng.permutation(len(labels))
+        bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", self.progress)
+        loss_sum, correct, seen = 0.0, 0, 0
+        for s in range(steps):
+            idx = torch.from_numpy(order[s * cfg.batch_size:(s + 1) * cfg.batch_size])
+            x = augment(to_input(xtr[idx], mcfg.mean, mcfg.std), cfg.augment, g)
+            x, t = mix(x, targets[idx], cfg.augment, g)
+            x = x.to(cfg.device)
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(cfg.device.split(":")[0], dtype=torch.bfloat16,
+                                enabled=cfg.bf16):
+                logits = model(x)
+            loss = soft_cross_entropy(logits, t.to(cfg.device), weights, cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += loss.item() * len(idx)
+            correct += int((logits.argmax(1).cpu() == t.argmax(1)).sum())
+            seen += len(idx)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        bar.close()
+        return loss_sum / max(seen, 1), correct / max(seen, 1)
+
+    def _validate(self, model, xva, val: FaceArray, mcfg) -> dict:
+        logits = predict_logits(model, xva, mcfg.mean, mcfg.std, tta=self.cfg.val_tta,
+                                device=self.cfg.device, channels_last=self.cfg.channels_last)
+        probs = torch.softmax(logits, 1).numpy()
+        return classification_report(probs, val.labels, val.classes)
+
+
+def _progress(total, desc, enabled):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, leave=False, disable=not enabled, dynamic_ncols=True)
+
+
+def hardware(cfg: TrainConfig) -> dict:
+    info = {"device": cfg.device, "threads": cfg.threads, "cpu": platform.processor() or
+            platform.machine(), "torch": torch.__version__}
+    if cfg.device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
