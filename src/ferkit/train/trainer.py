@@ -89,7 +89,7 @@ class Trainer:
         total = steps * cfg.epochs
         if cfg.schedule == "onecycle":
             sched = torch.optim.lr_scheduler.OneCycleLR(
-                opt, cfg.lr, total_steps=total, pct_start=max(0.05, cfg.warmup_epochs / cfg.epochs))
+                opt, cfg.lr, total_steps=total, pct_start=min(0.3, max(0.05, cfg.warmup_epochs / cfg.epochs)))
         else:
             sched = torch.optim.lr_scheduler.LambdaLR(
                 opt, lr_lambda(cfg.schedule, total, int(cfg.warmup_epochs * steps), cfg.min_lr_ratio))
@@ -190,6 +190,7 @@ class Trainer:
         cfg = self.cfg
         model.train()
         g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+        torch.manual_seed(cfg.seed * 1000 + epoch)      # dropout: resumable per epoch
         rng = np.random.default_rng(cfg.seed * 1000 + epoch)
         if cfg.balance == "sampler":
             cw = 1.0 / np.bincount(labels)[labels]

@@ -1,0 +1,53 @@
+"""Val accuracy of every shipped model (FER2013 val for 7-class models, FER+ FER2013Valid
+for the 8-class one), with and without flip TTA, and the wall time the default run took
+to first reach 70% val accuracy (from its training history, if it got there).
+
+    python benchmarks/accuracy.py [--runs runs]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from _common import ROOT, SHARED, write_result
+
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", default=str(ROOT / "runs"), help="folder of training runs")
+    args = ap.parse_args()
+    from ferkit.evaluate import evaluate
+    from ferkit.zoo import shipped
+
+    out = {"models": []}
+    for ref in shipped():
+        data = SHARED / "datasets" / ("ferplus" if len(ref.classes) == 8 else "fer2013")
+        row = {"model": ref.name, "data": str(data.relative_to(SHARED)), "split": "val"}
+        for tta in (False, True):
+            rep = evaluate(data, ref, tta=tta)
+            key = "tta_flip" if tta else "single"
+            row[key] = {k: rep[k] for k in ("n", "accuracy", "macro_f1", "balanced_accuracy",
+                                            "per_class_accuracy_spread", "ece")}
+        out["models"].append(row)
+        print(json.dumps(row), flush=True)
+    out["time_to_70"] = {}
+    for run in sorted(Path(args.runs).glob("*/history.json")):
+        hist = json.loads(run.read_text())
+        elapsed, reached = 0.0, None
+        for h in hist:
+            elapsed += h["seconds"]
+            if reached is None and h["val_acc"] >= 0.70:
+                reached = {"epoch": h["epoch"], "seconds": elapsed}
+        out["time_to_70"][run.parent.name] = {
+            "reached": reached, "epochs": len(hist), "best_val_acc": max(h["val_acc"] for h in hist),
+            "total_seconds": elapsed,
+            "median_train_images_per_s": sorted(h["images_per_s"] for h in hist)[len(hist) // 2]}
+    write_result("accuracy", out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Classification throughput of every shipped model through ONNX Runtime: faces/s at
+batch 1 and 64, 1 and 2 threads, on real FER2013 val faces (median of repeats).
+
+    python benchmarks/classify_speed.py [--update-cards]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from _common import ROOT, SHARED, median_time, write_result
+
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--update-cards", action="store_true",
+                    help="store the 1-thread batch-64 figure in each shipped model card")
+    ap.add_argument("--repeats", type=int, default=15)
+    args = ap.parse_args()
+    from ferkit.analysis.classify import OnnxClassifier
+    from ferkit.data import load_dataset
+    from ferkit.io import write_json
+    from ferkit.zoo import shipped
+
+    faces = load_dataset(SHARED / "datasets/fer2013", "val").images[:512]
+    rows = []
+    for ref in shipped():
+        for threads in (1, 2):
+            clf = OnnxClassifier(ref, threads=threads, tta=False)
+            x = clf.preprocess(faces)
+            for batch in (1, 64):
+                n = 64 if batch == 1 else 512
+                def run():
+                    for i in range(0, n, batch):
+                        clf.session.run(None, {clf.input_name: x[i:i + batch]})
+                t = median_time(run, args.repeats)
+                row = {"model": ref.name, "threads": threads, "batch": batch,
+                       "faces_per_s": n / t, "ms_per_face": 1000 * t / n}
+                rows.append(row)
+                print(row, flush=True)
+        if args.update_cards:
+            card = dict(ref.card)
+            sp = {f"faces_per_s_{r['threads']}thread_batch{r['batch']}": round(r["faces_per_s"], 1)
+                  for r in rows if r["model"] == ref.name}
+            card["speed"] = {**sp, "note": "ONNX Runtime CPU, no TTA, "
+                             "benchmarks/classify_speed.py"}
+            write_json(ref.path.with_suffix(".json"), card)
+    write_result("classify_speed", {"rows": rows, "note": "single pass (no flip TTA); TTA halves these"})
+
+
+if __name__ == "__main__":
+    main()
