@@ -2,10 +2,10 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import CLASSES, FER, FERPLUS, real_faces
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import CLASSES, FER, FERPLUS, real_faces
 from ferkit.data import load_dataset
 from ferkit.data.images import read_face
 from ferkit.errors import DataError

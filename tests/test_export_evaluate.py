@@ -4,8 +4,8 @@ import shutil
 import numpy as np
 import onnxruntime as ort
 import pytest
-
 from conftest import FER, real_faces
+
 from ferkit.analysis.classify import OnnxClassifier
 from ferkit.cli import main
 from ferkit.errors import ModelError

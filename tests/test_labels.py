@@ -1,8 +1,15 @@
 import pytest
 
 from ferkit.errors import ConfigError
-from ferkit.labels import (FER2013, FERPLUS, ClassSpec, canonical, negative_indices,
-                           parse_classes, parse_mapping)
+from ferkit.labels import (
+    FER2013,
+    FERPLUS,
+    ClassSpec,
+    canonical,
+    negative_indices,
+    parse_classes,
+    parse_mapping,
+)
 
 
 def test_synonyms_fold_to_canonical_names():

@@ -131,6 +131,78 @@ def cmd_models(a) -> int:
     return 0
 
 
+def _add_analyze(sub):
+    p = sub.add_parser("analyze", help="every face in photos, folders, videos, webcams",
+                       description="Detect, align and classify every face; write one row per "
+                       "face to OUT/faces.jsonl and/or faces.csv.")
+    p.add_argument("inputs", nargs="*", help="images, folders, videos, or - for paths on stdin")
+    p.add_argument("--out", required=True)
+    p.add_argument("--format", default="jsonl,csv", help="jsonl, csv or both (jsonl,csv)")
+    p.add_argument("--model", default="default", help="default, fast, ferplus or a .onnx path")
+    p.add_argument("--detector", default="yunet", choices=["yunet", "haar", "none"])
+    p.add_argument("--score-threshold", type=float, default=0.7)
+    p.add_argument("--min-face", type=int, default=10, help="smallest face side in pixels")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--tta", choices=["flip", "none"], default=None)
+    p.add_argument("--webcam", type=int, default=None, metavar="INDEX")
+    p.add_argument("--show", action="store_true", help="live window (needs a display)")
+    p.add_argument("--stride", type=int, default=1, help="analyse every N-th video frame")
+    p.add_argument("--start", type=float, default=0.0, help="video start (s)")
+    p.add_argument("--end", type=float, default=None, help="video end (s)")
+    p.add_argument("--smooth", choices=["ema", "none"], default="ema")
+    p.add_argument("--ema-alpha", type=float, default=0.5)
+    p.add_argument("--annotate", action="store_true", help="write annotated images/videos")
+    p.add_argument("--blur-faces", action="store_true", help="pixelate faces in annotations")
+    p.add_argument("--save-crops", action="store_true", help="store aligned face crops")
+    p.add_argument("--alert", type=float, default=None, metavar="THRESHOLD",
+                   help="negative-score threshold for alert events")
+    p.add_argument("--alert-min-seconds", type=float, default=2.0)
+    p.add_argument("--timeline-bin", type=float, default=1.0, help="timeline bin (s)")
+    p.add_argument("--max-pixels", type=float, default=60e6, help="refuse larger images")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def cmd_analyze(a) -> int:
+    from pathlib import Path
+
+    from .analysis.media import expand_inputs
+    from .analysis.pipeline import Analyzer, AnalyzerConfig
+    from .analysis.run import RunOptions, run_analysis
+
+    formats = tuple(f.strip() for f in a.format.split(",") if f.strip())
+    if not formats or set(formats) - {"jsonl", "csv"}:
+        raise FerkitError(f"--format {a.format!r}: use jsonl, csv or jsonl,csv")
+    inputs: list = expand_inputs(a.inputs)
+    if a.webcam is not None:
+        inputs.append(a.webcam)
+    if not inputs:
+        raise FerkitError("analyze: give at least one input (file, folder, -, or --webcam N)")
+    cfg = AnalyzerConfig.build(model=a.model, detector=a.detector,
+                               score_threshold=a.score_threshold, min_face=a.min_face,
+                               threads=a.threads, tta=None if a.tta is None else a.tta == "flip",
+                               smooth=a.smooth, ema_alpha=a.ema_alpha,
+                               max_pixels=int(a.max_pixels))
+    opts = RunOptions(Path(a.out), formats, a.annotate, a.blur_faces, a.save_crops, a.stride,
+                      a.start, a.end, a.alert, a.alert_min_seconds, a.timeline_bin, a.show,
+                      not a.no_progress)
+    s = run_analysis(Analyzer(cfg), inputs, opts)
+    print(f"analysed {len(s.analysed)} input(s), {s.frames} frame(s), {s.faces} face(s); "
+          f"failed {len(s.failed)}; photos without a face {len(s.no_face)}"
+          + (f"; alerts {len(s.alerts)}" if a.alert is not None else "") + f" -> {a.out}")
+    for f in s.failed:
+        print(f"  failed: {f['error']}", file=sys.stderr)
+    return 0 if s.analysed else 1
+
+
+def cmd_preprocess(a) -> int:
+    from .analysis.preprocess import preprocess
+    rep = preprocess(a.raw, a.out, size=a.size, gray=not a.color, all_faces=a.all_faces,
+                     detector=a.detector, min_face=a.min_face, progress=not a.no_progress)
+    print(f"{rep.faces} face(s) from {rep.photos} photo(s) (already done: {rep.skipped_done});"
+          f" no face in {len(rep.no_face)}, unreadable {len(rep.failed)} -> {a.out}")
+    return 0 if rep.faces or rep.skipped_done else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="ferkit", description=__doc__.splitlines()[0])
     ap.add_argument("--version", action="version", version=f"ferkit {__version__}")
@@ -155,13 +227,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parity-data", help="dataset whose val faces drive the parity check")
     p.add_argument("--checkpoint-out", help="also write a slim weights-only checkpoint here")
     p.add_argument("--no-val", action="store_true", help="skip ONNX val metrics in the card")
+    _add_analyze(sub)
+    p = sub.add_parser("preprocess", help="raw photos -> aligned face dataset")
+    p.add_argument("raw", help="folder of photos (<class>/*.jpg or unlabelled)")
+    p.add_argument("out")
+    p.add_argument("--size", type=int, default=48)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--gray", action="store_true", default=True)
+    g.add_argument("--color", action="store_true")
+    g2 = p.add_mutually_exclusive_group()
+    g2.add_argument("--all-faces", action="store_true")
+    g2.add_argument("--largest-face", action="store_true", default=True)
+    p.add_argument("--detector", default="yunet", choices=["yunet", "haar"])
+    p.add_argument("--min-face", type=int, default=20)
+    p.add_argument("--no-progress", action="store_true")
     p = sub.add_parser("models", help="list the shipped models")
     p.add_argument("--json", action="store_true")
     return ap
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export,
-            "models": cmd_models}
+            "models": cmd_models, "analyze": cmd_analyze, "preprocess": cmd_preprocess}
 
 
 def main(argv=None) -> int:

@@ -59,7 +59,10 @@ def read_face(path: str | Path, size: int, channels: int) -> np.ndarray:
         raise DataError(f"{p}: cannot read file ({exc.__class__.__name__})") from None
     if data.size == 0:
         raise DataError(f"{p}: file is empty (0 bytes); delete it or re-export the image")
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        img = None
     if img is None or img.size == 0:
         raise DataError(f"{p}: not a decodable image (corrupt or unsupported format)")
     return fit_size(convert_channels(to_uint8(img), channels), size)

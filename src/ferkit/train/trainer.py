@@ -20,8 +20,15 @@ from ..models import create_model
 from . import checkpoint
 from .augment import augment, mix
 from .config import TrainConfig
-from .loop import (class_weights, images_to_tensor, lr_lambda, predict_logits,
-                   soft_cross_entropy, soft_targets, to_input)
+from .loop import (
+    class_weights,
+    images_to_tensor,
+    lr_lambda,
+    predict_logits,
+    soft_cross_entropy,
+    soft_targets,
+    to_input,
+)
 from .report import write_history
 
 log = logging.getLogger(__name__)

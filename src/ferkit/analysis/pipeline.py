@@ -1,0 +1,130 @@
+"""Analyzer: wires detection, alignment, classification and tracking; owns its models."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..labels import negative_indices
+from ..types import FaceResult, FrameResult
+from .align import align_face
+from .classify import OnnxClassifier
+from .detect import make_detector
+from .media import DEFAULT_MAX_PIXELS, Frame, load_image, video_frames
+from .track import IoUTracker, SceneCut
+
+
+@dataclass
+class AnalyzerConfig:
+    """Options of the analysis path (the CLI maps its flags onto these)."""
+
+    model: str = "default"            # shipped name or .onnx path
+    detector: str = "yunet"           # yunet | haar | none
+    score_threshold: float = 0.7
+    min_face: int = 10
+    max_side: int = 1920              # detect on a downscaled copy above this long side
+    threads: int = 2
+    tta: bool | None = None           # None: as the model card says
+    smooth: str = "ema"               # ema | none (videos and webcams only)
+    ema_alpha: float = 0.5
+    iou_threshold: float = 0.3
+    max_missed: int = 8
+    scene_cut: float = 20.0           # thumbnail difference (0-255) that resets tracks; 0: off
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    @classmethod
+    def build(cls, **kw) -> "AnalyzerConfig":
+        names = {f.name for f in fields(cls)}
+        bad = set(kw) - names
+        if bad:
+            raise ConfigError(f"unknown analyzer option(s): {', '.join(sorted(bad))}")
+        cfg = cls(**kw)
+        if cfg.smooth not in ("ema", "none"):
+            raise ConfigError("smooth must be ema or none")
+        if not 0 < cfg.ema_alpha <= 1:
+            raise ConfigError("ema_alpha must be in (0, 1]")
+        return cfg
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per stage, for benchmarks."""
+
+    detect: float = 0.0
+    align: float = 0.0
+    classify: float = 0.0
+    frames: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class Analyzer:
+    """Find every face, align it, classify it; track and smooth across video frames."""
+
+    def __init__(self, config: AnalyzerConfig | None = None, **overrides):
+        self.config = config or AnalyzerConfig.build(**overrides)
+        c = self.config
+        self.detector = make_detector(c.detector, score_threshold=c.score_threshold,
+                                      min_face=c.min_face, max_side=c.max_side)
+        self.classifier = OnnxClassifier(c.model, threads=c.threads, tta=c.tta)
+        self.classes = self.classifier.classes
+        self.negative_idx = negative_indices(self.classes)
+        self.times = StageTimes()
+
+    def analyze_image(self, image: np.ndarray | str | Path, *, source: str | None = None,
+                      frame: int = 0, time_s: float = 0.0) -> FrameResult:
+        """All faces of one BGR image (or image path)."""
+        if not isinstance(image, np.ndarray):
+            source = source or str(image)
+            image = load_image(image, self.config.max_pixels)
+        t0 = time.perf_counter()
+        boxes = self.detector.detect(image)
+        t1 = time.perf_counter()
+        crops = [align_face(image, b, self.classifier.size, self.classifier.channels).image
+                 for b in boxes]
+        t2 = time.perf_counter()
+        probs = self.classifier.predict_proba(crops) if crops else np.zeros((0, len(self.classes)))
+        t3 = time.perf_counter()
+        self.times.detect += t1 - t0
+        self.times.align += t2 - t1
+        self.times.classify += t3 - t2
+        self.times.frames += 1
+        result = FrameResult(source or "<array>", frame, time_s, image.shape[1], image.shape[0])
+        for b, p in zip(boxes, probs):
+            result.faces.append(FaceResult(result.source, frame, time_s, b, p, self.classes,
+                                           float(p[self.negative_idx].sum())))
+        result.crops = crops  # aligned faces, kept only in memory for --save-crops
+        return result
+
+    def analyze_frames(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, FrameResult]]:
+        """Frames of one video: per-frame results with track ids and smoothed probs."""
+        c = self.config
+        tracker = IoUTracker(c.iou_threshold, c.max_missed,
+                             c.ema_alpha if c.smooth == "ema" else 1.0,
+                             tuple(self.negative_idx))
+        cut = SceneCut(c.scene_cut) if c.scene_cut > 0 else None
+        for fr in frames:
+            if cut is not None and cut(fr.image):
+                tracker.reset()
+            res = self.analyze_image(fr.image, source=fr.source, frame=fr.index,
+                                     time_s=fr.time_s)
+            yield fr, tracker.update(res)
+
+    def analyze_video(self, source: str | int, *, stride: int = 1, start: float = 0.0,
+                      end: float | None = None) -> Iterator[FrameResult]:
+        """A generator of per-frame results (constant memory on long videos)."""
+        for _, res in self.analyze_frames(video_frames(source, stride=stride, start=start,
+                                                       end=end)):
+            yield res
+
+    def analyze_paths(self, paths: Iterable[str]) -> Iterator[tuple[str, FrameResult | Exception]]:
+        """Photos one by one; a bad file yields its error instead of stopping the batch."""
+        from ..errors import FerkitError
+        for p in paths:
+            try:
+                yield p, self.analyze_image(p, source=p)
+            except FerkitError as exc:
+                yield p, exc
