@@ -57,6 +57,7 @@ def run_analysis(analyzer: Analyzer, inputs: list, opts: RunOptions) -> RunSumma
     names: set[str] = set()
     try:
         for item in tqdm(inputs, desc="inputs", disable=not opts.progress or len(inputs) < 2):
+            frames_before = summary.frames
             try:
                 if isinstance(item, int) or is_video(item):
                     _video(analyzer, item, opts, rows, summary, names)
@@ -66,9 +67,12 @@ def run_analysis(analyzer: Analyzer, inputs: list, opts: RunOptions) -> RunSumma
             except FerkitError as exc:
                 log.error("%s", exc)
                 summary.failed.append({"input": str(item), "error": str(exc)})
-    except KeyboardInterrupt:
-        summary.interrupted = True
-        log.warning("interrupted: keeping what was analysed so far")
+            except KeyboardInterrupt:       # Ctrl-C: the normal end of a webcam session
+                summary.interrupted = True
+                if summary.frames > frames_before:
+                    summary.analysed.append(str(item))
+                log.warning("interrupted: keeping what was analysed so far")
+                break
     finally:
         rows.close(commit=True)
     if opts.alert is not None:
@@ -106,6 +110,18 @@ def _photo(analyzer, path, opts, rows, summary, names):
             writers.write_image(opts.out / "crops" / f"{name}_{i}.png", crop)
 
 
+def _show(img) -> bool:
+    """Live window; False when the user pressed Esc or q."""
+    import cv2
+    try:
+        cv2.imshow("ferkit", img)
+        key = cv2.waitKey(1) & 0xFF
+    except cv2.error:
+        raise FerkitError("--show needs an OpenCV build with a GUI (pip install "
+                          "opencv-python instead of opencv-python-headless) and a display") from None
+    return key not in (27, ord("q"))
+
+
 def _video(analyzer, source, opts, rows, summary, names):
     import cv2
     from tqdm import tqdm
@@ -132,10 +148,8 @@ def _video(analyzer, source, opts, rows, summary, names):
                         sink = writers.VideoSink(opts.out / "annotated" / f"{name}.mp4", fps,
                                                  (img.shape[1], img.shape[0]))
                     sink.write(img)
-                if opts.show:
-                    cv2.imshow("ferkit", img)
-                    if cv2.waitKey(1) & 0xFF == 27:
-                        break
+                if opts.show and not _show(img):
+                    break
             if opts.save_crops:
                 for i, crop in enumerate(res.crops):
                     writers.write_image(opts.out / "crops" / f"{name}_f{fr.index}_{i}.png", crop)
