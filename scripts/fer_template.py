@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-det = cv2.FaceDetectorYN.create(str(ROOT / "src/ferkit/assets/face_detection_yunet_2023mar.onnx"),
+det = cv2.FaceDetectorYN.create(str(ROOT / "src/ferkit/assets/detectors/face_detection_yunet_2023mar.onnx"),
                                 "", (192, 192), 0.7, 0.3, 10)
 pts, n = [], 0
 files = sorted((ROOT.parent / "shared/datasets/fer2013/val").glob("*/*.jpg"))

@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import ConfigError, ModelError
 from ..types import FaceBox
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "detectors"
 YUNET_FILE = ASSETS / "face_detection_yunet_2023mar.onnx"
 YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
 
