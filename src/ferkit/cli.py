@@ -49,6 +49,17 @@ def _add_train(sub):
     p.add_argument("--no-flip", dest="aug_flip", action="store_false", default=None)
     p.add_argument("--no-val-tta", dest="val_tta", action="store_false", default=None)
     p.add_argument("--no-progress", action="store_true")
+    dp = p.add_argument_group("differential privacy (DP-SGD through Opacus)")
+    dp.add_argument("--dp", action="store_true", help="train with DP-SGD")
+    dp.add_argument("--epsilon", type=float, default=8.0)
+    dp.add_argument("--delta", type=float, default=None, help="default 1/(10 N)")
+    dp.add_argument("--max-grad-norm", type=float, default=1.0)
+    dp.add_argument("--dp-trainable", choices=["all", "last-block", "head"], default="all")
+    dp.add_argument("--init-from", help="public-data checkpoint to fine-tune privately")
+    dp.add_argument("--accountant", choices=["prv", "rdp"], default="prv")
+    dp.add_argument("--physical-batch", type=int, default=128)
+    dp.add_argument("--grad-sample-mode", choices=["hooks", "ghost"], default="hooks")
+    dp.add_argument("--no-feature-cache", action="store_true")
 
 
 def cmd_train(a) -> int:
@@ -68,6 +79,18 @@ def cmd_train(a) -> int:
     if not d.get("data"):
         raise FerkitError("train: give --data (a dataset folder or CSV) or a --recipe with data")
     cfg = TrainConfig.from_dict(d)
+    if a.dp:
+        from .train.private import DPConfig, train_private
+        if a.resume:
+            raise FerkitError("--resume is not supported with --dp: a resumed DP run would "
+                              "need the same Poisson sampler state; start a new --out")
+        dpc = DPConfig(a.epsilon, a.delta, a.max_grad_norm, a.dp_trainable, a.init_from,
+                       a.accountant, a.physical_batch, a.grad_sample_mode,
+                       not a.no_feature_cache)
+        s = train_private(cfg, dpc, a.out, progress=not a.no_progress)
+        print(json.dumps({"best_epoch": s["best_epoch"], "privacy": s["privacy"],
+                          "val_accuracy": s["val_report"]["accuracy"]}, indent=2))
+        return 0
     res = Trainer(cfg, a.out, resume=a.resume, progress=not a.no_progress).fit()
     print(json.dumps(res.to_dict(), indent=2))
     if a.export:
@@ -154,6 +177,8 @@ def _add_analyze(sub):
     p.add_argument("--annotate", action="store_true", help="write annotated images/videos")
     p.add_argument("--blur-faces", action="store_true", help="pixelate faces in annotations")
     p.add_argument("--save-crops", action="store_true", help="store aligned face crops")
+    p.add_argument("--aggregate-only", action="store_true",
+                   help="no per-face rows: per-photo counts, timelines and summaries only")
     p.add_argument("--alert", type=float, default=None, metavar="THRESHOLD",
                    help="negative-score threshold for alert events")
     p.add_argument("--alert-min-seconds", type=float, default=2.0)
@@ -184,7 +209,7 @@ def cmd_analyze(a) -> int:
                                max_pixels=int(a.max_pixels))
     opts = RunOptions(Path(a.out), formats, a.annotate, a.blur_faces, a.save_crops, a.stride,
                       a.start, a.end, a.alert, a.alert_min_seconds, a.timeline_bin, a.show,
-                      not a.no_progress)
+                      not a.no_progress, a.aggregate_only)
     s = run_analysis(Analyzer(cfg), inputs, opts)
     print(f"analysed {len(s.analysed)} input(s), {s.frames} frame(s), {s.faces} face(s); "
           f"failed {len(s.failed)}; photos without a face {len(s.no_face)}"
@@ -228,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-out", help="also write a slim weights-only checkpoint here")
     p.add_argument("--no-val", action="store_true", help="skip ONNX val metrics in the card")
     _add_analyze(sub)
+    _add_audit(sub)
     p = sub.add_parser("preprocess", help="raw photos -> aligned face dataset")
     p.add_argument("raw", help="folder of photos (<class>/*.jpg or unlabelled)")
     p.add_argument("out")
@@ -246,8 +272,42 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _add_audit(sub):
+    p = sub.add_parser("privacy-audit", help="membership-inference audit of a model",
+                       description="Loss-threshold and shadow-model (LiRA-style) membership "
+                       "inference: what does the model leak about its training set?")
+    p.add_argument("--model", required=True, help=".onnx, shipped name, or .pt checkpoint")
+    p.add_argument("--members", required=True, help="faces that were in the training set")
+    p.add_argument("--non-members", required=True, help="faces that were not")
+    p.add_argument("--n", type=int, default=None, help="faces per side (default: the smaller)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reference", help="labelled faces disjoint from both, for shadow models")
+    p.add_argument("--shadow-models", type=int, default=0)
+    p.add_argument("--shadow-epochs", type=int, default=8)
+    p.add_argument("--json", required=True)
+    p.add_argument("--plots")
+
+
+def cmd_audit(a) -> int:
+    from .audit import privacy_audit
+    from .io import write_json
+    rep = privacy_audit(a.model, a.members, a.non_members, n=a.n, seed=a.seed,
+                        reference=a.reference, shadow_models=a.shadow_models,
+                        shadow_recipe={"epochs": a.shadow_epochs}, plots=a.plots)
+    write_json(a.json, rep)
+    for name, r in rep["attacks"].items():
+        print(f"{name:>15}: AUC {r['auc']:.4f}  acc {r['accuracy']:.4f}  "
+              f"TPR@1%FPR {r['tpr_at_1pct_fpr']:.4f}  TPR@0.1%FPR {r['tpr_at_0.1pct_fpr']:.4f}")
+    if "dp_bound" in rep:
+        b = rep["dp_bound"]
+        print(f"{'DP bound':>15}: AUC <= {b['auc_max']:.4f}  acc <= {b['accuracy_max']:.4f} "
+              f"(eps {b['epsilon']:.2f}, delta {b['delta']:.1e})")
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export,
-            "models": cmd_models, "analyze": cmd_analyze, "preprocess": cmd_preprocess}
+            "models": cmd_models, "analyze": cmd_analyze, "preprocess": cmd_preprocess,
+            "privacy-audit": cmd_audit}
 
 
 def main(argv=None) -> int:

@@ -93,6 +93,7 @@ def _card(ck: dict, ckpt_path: Path, out: Path, name, diff: float, opset: int) -
                      "train_seconds": summary.get("train_seconds"),
                      "hardware": summary.get("hardware")},
         "metrics": {"val_torch": _brief(ck.get("val_report"))},
+        "privacy": ck.get("privacy"),
         "parity_max_prob_diff": diff,
         "opset": opset,
         "onnx_sha256": hashlib.sha256(out.read_bytes()).hexdigest(),

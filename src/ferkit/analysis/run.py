@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import FerkitError
 from ..io import write_json
 from . import writers
@@ -31,6 +33,13 @@ class RunOptions:
     timeline_bin: float = 1.0
     show: bool = False
     progress: bool = True
+    aggregate_only: bool = False      # no per-face rows: counts and timelines only
+
+    def check(self) -> None:
+        if self.aggregate_only and self.save_crops:
+            raise FerkitError("--aggregate-only stores no face data: drop --save-crops")
+        if self.aggregate_only and self.annotate and not self.blur_faces:
+            raise FerkitError("--aggregate-only with --annotate needs --blur-faces")
 
 
 @dataclass
@@ -42,6 +51,7 @@ class RunSummary:
     frames: int = 0
     alerts: list = field(default_factory=list)
     interrupted: bool = False
+    photo_counts: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"analysed": len(self.analysed), "failed": self.failed,
@@ -51,8 +61,10 @@ class RunSummary:
 
 def run_analysis(analyzer: Analyzer, inputs: list, opts: RunOptions) -> RunSummary:
     from tqdm import tqdm
+    opts.check()
     opts.out.mkdir(parents=True, exist_ok=True)
-    rows = writers.FaceRowWriter(opts.out, analyzer.classes, opts.formats)
+    rows = writers.FaceRowWriter(opts.out, analyzer.classes,
+                                 () if opts.aggregate_only else opts.formats)
     summary = RunSummary()
     names: set[str] = set()
     try:
@@ -75,6 +87,8 @@ def run_analysis(analyzer: Analyzer, inputs: list, opts: RunOptions) -> RunSumma
                 break
     finally:
         rows.close(commit=True)
+    if summary.photo_counts:
+        writers.write_table(opts.out / "photos.csv", summary.photo_counts)
     if opts.alert is not None:
         write_json(opts.out / "alerts.json", summary.alerts)
     write_json(opts.out / "summary.json", summary.to_dict())
@@ -96,6 +110,11 @@ def _photo(analyzer, path, opts, rows, summary, names):
     rows.write(res)
     summary.frames += 1
     summary.faces += len(res.faces)
+    counts = np.bincount([int(np.argmax(f.probs)) for f in res.faces],
+                         minlength=len(analyzer.classes))
+    summary.photo_counts.append({"source": str(path), "faces": len(res.faces),
+                                 "negative": res.negative_score,
+                                 **{f"n_{c}": int(n) for c, n in zip(analyzer.classes, counts)}})
     if not res.faces:
         log.warning("%s: no face found", path)
         summary.no_face.append(str(path))

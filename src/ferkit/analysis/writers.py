@@ -55,6 +55,7 @@ class FaceRowWriter:
             self.rows += 1
 
     def close(self, commit: bool = True) -> None:
+        """Rename the rows into place (or drop them); with no format this writes nothing."""
         for fh in (self._jsonl, getattr(self, "_csv_fh", None)):
             if fh:
                 fh.close()

@@ -71,16 +71,17 @@ class Trainer:
     """Runs one training job described by a TrainConfig into ``out_dir``."""
 
     def __init__(self, cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
-                 progress: bool = True):
+                 progress: bool = True, splits: tuple[FaceArray, FaceArray] | None = None):
         cfg.validate()
         self.cfg, self.out, self.resume, self.progress = cfg, Path(out_dir), resume, progress
+        self.splits = splits              # pre-loaded (train, val), e.g. for shadow models
         self.out.mkdir(parents=True, exist_ok=True)
         torch.set_num_threads(cfg.threads)
 
     def fit(self) -> TrainResult:
         cfg = self.cfg
         t_start = time.time()
-        train, val = load_splits(cfg)
+        train, val = self.splits or load_splits(cfg)
         log.info("train %d faces %s; val %d", len(train), train.counts(), len(val))
         k = len(train.classes)
         model = self._model(k)

@@ -1,0 +1,188 @@
+"""`ferkit privacy-audit`: how much does a model reveal about who was in its training set?
+
+Two membership-inference attacks on equal-size, seeded draws of members and non-members:
+- loss threshold (Yeom et al. 2018): lower loss on the true label -> member;
+- shadow models, likelihood-ratio style (offline LiRA, Carlini et al. 2022): K shadow models
+  trained on random halves of a disjoint reference set give, per face, the distribution of
+  its logit-scaled confidence when it was NOT trained on; the target's score is measured
+  against that distribution.
+Reported: AUC, best-threshold accuracy, TPR at 1% and 0.1% FPR, an ROC plot, and for a DP
+model the bounds its (epsilon, delta) implies for any attack.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .data import FaceArray, load_dataset
+from .labels import ClassSpec
+
+log = logging.getLogger(__name__)
+
+
+def roc(scores_in: np.ndarray, scores_out: np.ndarray):
+    """FPR, TPR over all thresholds (higher score = member), and the AUC."""
+    s = np.concatenate([scores_in, scores_out])
+    y = np.concatenate([np.ones(len(scores_in)), np.zeros(len(scores_out))])
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]   # one point per distinct threshold
+    tpr = np.concatenate([[0], np.cumsum(y)[last] / max(y.sum(), 1)])
+    fpr = np.concatenate([[0], np.cumsum(1 - y)[last] / max((1 - y).sum(), 1)])
+    return fpr, tpr, float(np.trapezoid(tpr, fpr))
+
+
+def attack_report(scores_in, scores_out) -> dict:
+    fpr, tpr, auc = roc(scores_in, scores_out)
+    acc = float(np.max((tpr + 1 - fpr) / 2))
+    tpr_at = lambda f: float(np.max(tpr[fpr <= f])) if np.any(fpr <= f) else 0.0
+    return {"auc": auc, "accuracy": acc, "tpr_at_1pct_fpr": tpr_at(0.01),
+            "tpr_at_0.1pct_fpr": tpr_at(0.001), "roc": (fpr, tpr)}
+
+
+def dp_bounds(epsilon: float, delta: float) -> dict:
+    """What (epsilon, delta)-DP allows any attack at most: TPR <= e^eps FPR + delta and
+    TPR <= 1 - e^-eps (1 - delta - FPR)."""
+    e = math.exp(epsilon)
+    f = np.linspace(0, 1, 10001)
+    tpr = np.minimum.reduce([np.ones_like(f), e * f + delta, 1 - (1 - delta - f) / e])
+    tpr = np.clip(tpr, 0, 1)
+    return {"epsilon": epsilon, "delta": delta, "auc_max": float(np.trapezoid(tpr, f)),
+            "accuracy_max": min(1.0, (e + delta) / (1 + e)),
+            "tpr_at_1pct_fpr_max": min(1.0, e * 0.01 + delta),
+            "tpr_at_0.1pct_fpr_max": min(1.0, e * 0.001 + delta), "roc": (f, tpr)}
+
+
+def _draw(members: FaceArray, non: FaceArray, n: int | None, seed: int):
+    n = min(len(members), len(non), n or 10**9)
+    rng = np.random.default_rng(seed)
+    return (members.subset(rng.permutation(len(members))[:n]),
+            non.subset(rng.permutation(len(non))[:n]))
+
+
+class _Scorer:
+    """True-label probabilities from an ONNX model (shipped name/.onnx) or a .pt checkpoint."""
+
+    def __init__(self, model):
+        self.path = str(model)
+        if self.path.endswith(".pt"):
+            from .train import checkpoint
+            ck = checkpoint.load(self.path)
+            self.kind, self.ck = "torch", ck
+            self.net = checkpoint.build_from_checkpoint(ck)
+            self.classes, mc = ck["classes"], ck["model_config"]
+            self.size, self.channels, self.privacy = mc["input_size"], mc["in_chans"], ck.get("privacy")
+        else:
+            from .analysis.classify import OnnxClassifier
+            self.kind, self.clf = "onnx", OnnxClassifier(model, threads=2, tta=False)
+            self.classes, self.size, self.channels = self.clf.classes, self.clf.size, self.clf.channels
+            self.privacy = self.clf.ref.card.get("privacy")
+
+    def probs(self, ds: FaceArray) -> np.ndarray:
+        if self.kind == "onnx":
+            return self.clf.predict_proba(ds.images)
+        import torch
+
+        from .train.loop import images_to_tensor, predict_logits
+        mc = self.ck["model_config"]
+        z = predict_logits(self.net, images_to_tensor(ds.images), mc["mean"], mc["std"],
+                           channels_last=False)
+        return torch.softmax(z, 1).numpy()
+
+
+def _phi(probs, labels):
+    """Logit-scaled confidence on the true label (LiRA's statistic)."""
+    p = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1 - 1e-7)
+    return np.log(p) - np.log(1 - p)
+
+
+def privacy_audit(model, members: str | Path, non_members: str | Path, *, n: int | None = None,
+                  seed: int = 0, reference: str | Path | None = None, shadow_models: int = 0,
+                  shadow_recipe: dict | None = None, workdir: str | Path | None = None,
+                  plots: str | Path | None = None) -> dict:
+    scorer = _Scorer(model)
+    spec = ClassSpec(tuple(scorer.classes))
+    kw = dict(size=scorer.size, channels=scorer.channels, spec=spec)
+    mem, non = _draw(load_dataset(members, None, **kw), load_dataset(non_members, None, **kw),
+                     n, seed)
+    p_in, p_out = scorer.probs(mem), scorer.probs(non)
+    loss_in = -np.log(np.clip(p_in[np.arange(len(mem)), mem.labels], 1e-12, None))
+    loss_out = -np.log(np.clip(p_out[np.arange(len(non)), non.labels], 1e-12, None))
+    attacks = {"loss_threshold": attack_report(-loss_in, -loss_out)}
+    if shadow_models > 0:
+        if reference is None:
+            from .errors import ConfigError
+            raise ConfigError("the shadow-model attack needs --reference DATA: labelled faces "
+                              "disjoint from both members and non-members")
+        phi_out = _shadow_phis(load_dataset(reference, None, **kw), mem, non, scorer,
+                               shadow_models, shadow_recipe or {}, seed, workdir)
+        mu = phi_out.mean(0)
+        sigma = float(phi_out.std(0).mean()) + 1e-6         # global variance (offline LiRA)
+        t_in, t_out = _phi(p_in, mem.labels), _phi(p_out, non.labels)
+        attacks["shadow_lira"] = attack_report((t_in - mu[:len(mem)]) / sigma,
+                                               (t_out - mu[len(mem):]) / sigma)
+        attacks["shadow_lira"]["shadow_models"] = shadow_models
+    report = {"model": scorer.path, "n_members": len(mem), "n_non_members": len(non),
+              "seed": seed, "member_accuracy": float((p_in.argmax(1) == mem.labels).mean()),
+              "non_member_accuracy": float((p_out.argmax(1) == non.labels).mean()),
+              "attacks": attacks}
+    if scorer.privacy:
+        report["privacy"] = {k: scorer.privacy.get(k) for k in ("epsilon", "delta", "accountant")}
+        report["dp_bound"] = dp_bounds(scorer.privacy["epsilon"], scorer.privacy["delta"])
+    if plots:
+        _roc_png(Path(plots) / "roc.png", report)
+    for a in attacks.values():
+        a.pop("roc")
+    if "dp_bound" in report:
+        report["dp_bound"].pop("roc")
+    return report
+
+
+def _shadow_phis(ref: FaceArray, mem, non, scorer, k, recipe, seed, workdir) -> np.ndarray:
+    """phi of every audited face under K shadow models that never saw it (K, 2n)."""
+    import tempfile
+
+    from .train.config import TrainConfig
+    from .train.trainer import Trainer
+    audited = FaceArray(np.concatenate([mem.images, non.images]),
+                        np.concatenate([mem.labels, non.labels]), mem.classes,
+                        mem.paths + non.paths)
+    base = {"model": "resnet_fast", "width": 16, "epochs": 8, "batch_size": 128, "val_tta": False,
+            "augment": {"erase_p": 0.0}, **recipe, "data": "<in-memory>"}
+    rng = np.random.default_rng(seed + 1)
+    out = []
+    root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="ferkit-shadow-"))
+    for i in range(k):
+        perm = rng.permutation(len(ref))
+        half, rest = perm[: len(ref) // 2], perm[len(ref) // 2:]
+        cfg = TrainConfig.from_dict({**base, "seed": seed + 100 + i})
+        log.info("shadow model %d/%d on %d reference faces", i + 1, k, len(half))
+        run = root / f"shadow{i}"
+        Trainer(cfg, run, splits=(ref.subset(half), ref.subset(rest)), progress=False).fit()
+        sh = _Scorer(run / "best.pt")
+        out.append(_phi(sh.probs(audited), audited.labels))
+    return np.stack(out)
+
+
+def _roc_png(path: Path, report: dict) -> None:
+    from .plots import _plt, _save
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, a in report["attacks"].items():
+        fpr, tpr = a["roc"]
+        ax.plot(np.maximum(fpr, 1e-4), np.maximum(tpr, 1e-4), label=f"{name} (AUC {a['auc']:.3f})")
+    if "dp_bound" in report:
+        f, t = report["dp_bound"]["roc"]
+        ax.plot(np.maximum(f, 1e-4), np.maximum(t, 1e-4), "k:",
+                label=f"bound at eps={report['dp_bound']['epsilon']:.2g}")
+    ax.plot([1e-4, 1], [1e-4, 1], "--", color="gray", label="chance")
+    ax.set(xscale="log", yscale="log", xlim=(1e-3, 1), ylim=(1e-3, 1), xlabel="false positive rate",
+           ylabel="true positive rate", title="Membership inference ROC")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _save(fig, path)
+    plt.close(fig)

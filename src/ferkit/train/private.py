@@ -1,0 +1,259 @@
+"""Differentially private training (DP-SGD through Opacus) — the only Opacus import.
+
+Opacus-style: the model, optimiser and data loader are wrapped by ``make_private_with_epsilon``
+with Poisson sampling; the noise multiplier is solved from the target (epsilon, delta) and
+the number of epochs; a logical batch larger than memory goes through BatchMemoryManager.
+The epsilon spent is logged per epoch, stored in checkpoints and in the model card.
+
+The two-stage recipe: ``init_from`` a checkpoint trained on public data, then fine-tune
+``all`` layers, the ``last-block`` + head, or only the ``head``. Head-only training runs on
+a cache of frozen-backbone features (one vector per face), which makes DP epochs cheap.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..io import write_json
+from ..metrics import classification_report
+from . import checkpoint
+from .augment import augment
+from .config import TrainConfig
+from .loop import images_to_tensor, predict_logits, to_input
+from .report import write_history
+from .trainer import hardware, load_splits
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DPConfig:
+    epsilon: float = 8.0
+    delta: float | None = None          # default 1 / (10 N)
+    max_grad_norm: float = 1.0
+    trainable: str = "all"              # all | last-block | head
+    init_from: str | None = None        # public-data checkpoint (two-stage recipe)
+    accountant: str = "prv"             # prv | rdp
+    physical_batch: int = 128
+    grad_sample_mode: str = "hooks"     # hooks | ghost
+    feature_cache: bool = True          # head-only: train on cached backbone features
+
+    def validate(self, cfg: TrainConfig) -> None:
+        """Refuse settings that would silently break the privacy guarantee."""
+        if self.epsilon <= 0:
+            raise ConfigError("--epsilon must be > 0")
+        if self.trainable not in ("all", "last-block", "head"):
+            raise ConfigError("--dp-trainable must be all, last-block or head")
+        if cfg.augment.mixes:
+            raise ConfigError("DP training cannot use mixup/cutmix: they mix examples, so one "
+                              "face would influence another's gradient. Drop --mixup/--cutmix")
+        if cfg.balance == "sampler":
+            raise ConfigError("DP training needs Poisson sampling; --balance sampler would "
+                              "replace it. Use --balance weights or none")
+        if cfg.distill:
+            raise ConfigError("distillation targets computed from private data are not "
+                              "covered by the DP guarantee; drop --distill")
+        if cfg.soft_labels:
+            raise ConfigError("DP training here uses majority labels; drop --soft-labels")
+        if self.accountant not in ("prv", "rdp"):
+            raise ConfigError("accountant must be prv or rdp")
+
+
+def trainable_parameters(model: nn.Module, which: str) -> list[nn.Parameter]:
+    """Freeze everything but the chosen part; return what stays trainable."""
+    for p in model.parameters():
+        p.requires_grad_(which == "all")
+    if which == "all":
+        return list(model.parameters())
+    parts = [model.head]
+    if which == "last-block":
+        parts.append(model.features[-1])
+    params = []
+    for part in parts:
+        for p in part.parameters():
+            p.requires_grad_(True)
+            params.append(p)
+    return params
+
+
+def check_norm_layers(model: nn.Module, which: str) -> None:
+    """BatchNorm mixes examples of a batch (and its running statistics remember them):
+    refuse it in any part that trains under DP."""
+    from opacus.validators import ModuleValidator
+    parts = {"all": [model], "last-block": [model.features[-1], model.head],
+             "head": [model.head]}[which]
+    model.train()
+    for part in parts:
+        errors = ModuleValidator.validate(part, strict=False)
+        if errors:
+            first = str(errors[0]).split(". ")[0]
+            raise ConfigError(f"model is not DP-compatible where it trains ({which}): "
+                              f"{first}. Train with --norm group (GroupNorm), or fine-tune "
+                              f"only the head of a BatchNorm model (--dp-trainable head)")
+
+
+class _HeadOnly(nn.Module):
+    """Dropout + linear head over cached features."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.dropout, self.head = model.dropout, model.head
+
+    def forward(self, f):
+        return self.head(self.dropout(f))
+
+
+def train_private(cfg: TrainConfig, dp: DPConfig, out_dir: str | Path, *,
+                  progress: bool = True) -> dict:
+    """Train under DP-SGD; returns the summary (also written to OUT/summary.json)."""
+    from opacus import PrivacyEngine
+    from opacus.utils.batch_memory_manager import BatchMemoryManager
+    from tqdm import tqdm
+
+    cfg.validate()
+    dp.validate(cfg)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    train, val = load_splits(cfg)
+    k = len(train.classes)
+    delta = dp.delta if dp.delta is not None else 1.0 / (10 * len(train))
+    model, mcfg = _model(cfg, dp, train.classes, k)
+    for m in model.modules():          # Opacus' backward hooks forbid in-place activations
+        if isinstance(m, nn.ReLU):
+            m.inplace = False
+    check_norm_layers(model, dp.trainable)
+    params = trainable_parameters(model, dp.trainable)
+    xtr, xva = images_to_tensor(train.images), images_to_tensor(val.images)
+    ytr = torch.from_numpy(train.labels)
+    head_cache = dp.trainable == "head" and dp.feature_cache
+    if head_cache:
+        feats = _features(model, xtr, mcfg)
+        net, data = _HeadOnly(model), torch.utils.data.TensorDataset(feats, ytr)
+    else:
+        net, data = model, torch.utils.data.TensorDataset(xtr, ytr)
+    loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True,
+                                         generator=torch.Generator().manual_seed(cfg.seed))
+    opt = (torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
+           if cfg.optimizer == "sgd" else torch.optim.AdamW(params, lr=cfg.lr,
+                                                              weight_decay=cfg.weight_decay))
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    engine = PrivacyEngine(accountant=dp.accountant)
+    wrapped = engine.make_private_with_epsilon(
+        module=net, optimizer=opt, criterion=criterion, data_loader=loader,
+        target_epsilon=dp.epsilon, target_delta=delta, epochs=cfg.epochs,
+        max_grad_norm=dp.max_grad_norm, poisson_sampling=True,
+        grad_sample_mode=dp.grad_sample_mode,
+        noise_generator=torch.Generator().manual_seed(cfg.seed))
+    if dp.grad_sample_mode == "ghost":
+        net, opt, criterion, loader = wrapped
+    else:
+        net, opt, loader = wrapped
+    sample_rate = 1 / len(loader)
+    noise = opt.noise_multiplier
+    log.info("DP-SGD: target eps %.2f delta %.2e, noise multiplier %.3f, sample rate %.4f",
+             dp.epsilon, delta, noise, sample_rate)
+    history, best, t_start = [], (-1.0, None), time.time()
+    g = torch.Generator().manual_seed(cfg.seed)
+    for epoch in range(cfg.epochs):
+        t0 = time.time()
+        net.train()
+        if head_cache is False and dp.trainable != "all":
+            _freeze_eval(model, dp.trainable)
+        seen = loss_sum = 0.0
+        with BatchMemoryManager(data_loader=loader, max_physical_batch_size=dp.physical_batch,
+                                optimizer=opt) as mem_loader:
+            for xb, yb in tqdm(mem_loader, desc=f"dp epoch {epoch + 1}", leave=False,
+                               disable=not progress):
+                if len(yb) == 0:
+                    continue
+                if not head_cache:
+                    xb = augment(to_input(xb, mcfg["mean"], mcfg["std"]), cfg.augment, g)
+                loss = criterion(net(xb), yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                loss_sum += float(loss.detach()) * len(yb)
+                seen += len(yb)
+        eps = engine.get_epsilon(delta)
+        rep = _validate(model, xva, val, mcfg, cfg)
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_acc": float("nan"),
+               "val_loss": rep["nll"], "val_acc": rep["accuracy"], "val_macro_f1": rep["macro_f1"],
+               "lr": opt.param_groups[0]["lr"], "seconds": time.time() - t0,
+               "images_per_s": seen / (time.time() - t0), "epsilon": eps}
+        history.append(row)
+        log.info("dp epoch %d/%d val %.4f eps %.2f (%.0fs)", epoch + 1, cfg.epochs,
+                 rep["accuracy"], eps, row["seconds"])
+        write_history(out, history)
+        privacy = {"epsilon": eps, "delta": delta, "target_epsilon": dp.epsilon,
+                   "accountant": dp.accountant, "sample_rate": sample_rate,
+                   "noise_multiplier": noise, "max_grad_norm": dp.max_grad_norm,
+                   "epochs": epoch + 1, "trainable": dp.trainable, "init_from": dp.init_from,
+                   "n_private": len(train)}
+        payload = {"model": _plain_state(model), "model_config": mcfg, "classes": train.classes,
+                   "config": cfg.to_dict(), "dp": asdict(dp), "privacy": privacy,
+                   "val_report": rep, "epoch": epoch + 1}
+        checkpoint.save(out / "last.pt", payload)
+        if rep[cfg.select_metric] > best[0]:
+            best = (rep[cfg.select_metric], epoch + 1)
+            checkpoint.save(out / "best.pt", payload)
+    summary = {"best_epoch": best[1], "best_" + cfg.select_metric: best[0],
+               "privacy": privacy, "train_seconds": sum(h["seconds"] for h in history),
+               "wall_seconds": time.time() - t_start, "hardware": hardware(cfg),
+               "classes": train.classes, "train_counts": train.counts(),
+               "val_report": checkpoint.load(out / "best.pt")["val_report"]}
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def _model(cfg: TrainConfig, dp: DPConfig, classes, k):
+    if dp.init_from:
+        ck = checkpoint.load(dp.init_from)
+        if ck["classes"] != classes:
+            raise ConfigError(f"{dp.init_from}: classes {ck['classes']} differ from {classes}")
+        model = checkpoint.build_from_checkpoint(ck)
+        return model, ck["model_config"]
+    from ..models import create_model
+    model = create_model(cfg.model, k, cfg.channels, norm=cfg.norm, dropout=cfg.dropout,
+                         **({"width": cfg.width} if cfg.width else {}))
+    return model, model.config.to_dict()
+
+
+def _freeze_eval(model, which):
+    """Frozen parts run in eval mode (no BatchNorm statistics updated on private data)."""
+    model.eval()
+    model.head.train()
+    model.dropout.train()
+    if which == "last-block":
+        model.features[-1].train()
+
+
+@torch.no_grad()
+def _features(model, x, mcfg) -> torch.Tensor:
+    """Frozen-backbone features, averaged over the face and its mirror image (one
+    example per face, so the per-example accounting is unchanged)."""
+    model.eval()
+    out = []
+    for i in range(0, len(x), 256):
+        b = to_input(x[i:i + 256], mcfg["mean"], mcfg["std"])
+        out.append((model.embed(b) + model.embed(b.flip(3))) / 2)
+    return torch.cat(out)
+
+
+def _validate(model, xva, val, mcfg, cfg):
+    logits = predict_logits(model, xva, mcfg["mean"], mcfg["std"], tta=cfg.val_tta,
+                            channels_last=False)
+    return classification_report(torch.softmax(logits, 1).numpy(), val.labels, val.classes)
+
+
+def _plain_state(model) -> dict:
+    """State dict without Opacus' wrapper prefixes."""
+    return {k.replace("_module.", ""): v.detach().clone() for k, v in model.state_dict().items()}
+

@@ -1,0 +1,150 @@
+"""DP-SGD through the real Opacus, the membership-inference audit, privacy in inference."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from conftest import SHARED
+from ferkit.audit import attack_report, dp_bounds, privacy_audit, roc
+from ferkit.cli import main
+from ferkit.errors import ConfigError
+from ferkit.train import checkpoint
+from ferkit.train.config import TrainConfig
+from ferkit.train.private import DPConfig, train_private
+
+MEDIA = SHARED / "media"
+
+
+def cfg(data, **kw):
+    base = dict(data=str(data), model="resnet_fast", width=8, norm="group", epochs=2,
+                batch_size=64, threads=1, seed=0, val_tta=False, lr=0.01)
+    base.update(kw)
+    return TrainConfig.from_dict(base)
+
+
+@pytest.fixture(scope="module")
+def dp_run(small_fer, tmp_path_factory):
+    out = tmp_path_factory.mktemp("dp")
+    summary = train_private(cfg(small_fer), DPConfig(epsilon=3.0), out, progress=False)
+    return out, summary
+
+
+def test_dp_training_spends_at_most_the_target_epsilon(dp_run):
+    out, s = dp_run
+    p = s["privacy"]
+    assert 0 < p["epsilon"] <= 3.0 + 1e-6 and p["epsilon"] > 2.0
+    assert p["delta"] == pytest.approx(1 / (10 * 168))
+    assert p["accountant"] == "prv" and 0 < p["sample_rate"] < 1 and p["noise_multiplier"] > 0
+    hist = json.loads((out / "history.json").read_text())
+    eps = [h["epsilon"] for h in hist]
+    assert eps == sorted(eps) and len(eps) == 2          # grows epoch by epoch
+    ck = checkpoint.load(out / "last.pt")
+    assert ck["privacy"]["epsilon"] == pytest.approx(eps[-1])
+
+
+def test_dp_model_card_carries_the_privacy_block(dp_run, tmp_path):
+    from ferkit.export import export
+    out, _ = dp_run
+    card = export(out / "best.pt", tmp_path / "dp.onnx", evaluate_val=False)
+    assert card["privacy"]["accountant"] == "prv" and card["privacy"]["delta"] > 0
+    assert card["parity_max_prob_diff"] < 1e-4
+
+
+def test_two_stage_head_only_on_a_batchnorm_model(small_fer, tiny_run, tmp_path):
+    s = train_private(cfg(small_fer, epochs=1), DPConfig(epsilon=1.0, trainable="head",
+                                                         init_from=str(tiny_run / "best.pt")),
+                      tmp_path, progress=False)
+    assert s["privacy"]["trainable"] == "head" and s["privacy"]["epsilon"] <= 1.0 + 1e-6
+    before = checkpoint.load(tiny_run / "best.pt")["model"]
+    after = checkpoint.load(tmp_path / "best.pt")["model"]
+    assert not np.allclose(before["head.weight"], after["head.weight"])
+    frozen = [k for k in before if k.startswith("features.") and "num_batches" not in k]
+    assert all(np.allclose(before[k], after[k]) for k in frozen)   # backbone untouched
+
+
+def test_settings_that_break_the_guarantee_are_refused(small_fer, tiny_run, tmp_path):
+    with pytest.raises(ConfigError, match="BatchNorm"):
+        train_private(cfg(small_fer, norm="batch"), DPConfig(), tmp_path, progress=False)
+    with pytest.raises(ConfigError, match="mixup"):
+        train_private(cfg(small_fer, augment={"mixup": 0.2}), DPConfig(), tmp_path,
+                      progress=False)
+    with pytest.raises(ConfigError, match="Poisson"):
+        train_private(cfg(small_fer, balance="sampler"), DPConfig(), tmp_path, progress=False)
+    with pytest.raises(ConfigError, match="BatchNorm"):
+        train_private(cfg(small_fer), DPConfig(trainable="last-block",
+                                               init_from=str(tiny_run / "best.pt")),
+                      tmp_path, progress=False)
+    assert main(["train", "--data", str(small_fer), "--out", str(tmp_path / "r"), "--dp",
+                 "--resume"]) == 2
+
+
+def test_roc_and_bounds_on_known_scores():
+    fpr, tpr, auc = roc(np.array([3.0, 2.0]), np.array([1.0, 0.0]))
+    assert auc == 1.0
+    rep = attack_report(np.array([0.0, 1.0]), np.array([0.0, 1.0]))
+    assert rep["auc"] == pytest.approx(0.5)
+    b = dp_bounds(1.0, 1e-5)
+    assert b["accuracy_max"] == pytest.approx(math.e / (1 + math.e), abs=1e-4)
+    assert 0.5 < b["auc_max"] < 0.8
+    assert dp_bounds(0.0, 0.0)["auc_max"] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_audit_finds_the_leak_of_an_overfit_model(small_fer, tmp_path):
+    """A model trained hard on 168 faces memorises them: the loss attack must see it."""
+    from ferkit.train.trainer import Trainer
+    Trainer(TrainConfig.from_dict(dict(data=str(small_fer), model="resnet_fast", width=16,
+                                       epochs=12, batch_size=32, threads=1, lr=0.005,
+                                       weight_decay=0.0, label_smoothing=0.0, val_tta=False,
+                                       augment={"flip": False, "rotate": 0, "scale": 0,
+                                                "shift": 0, "erase_p": 0})),
+            tmp_path / "overfit", progress=False).fit()
+    rep = privacy_audit(tmp_path / "overfit" / "best.pt", small_fer / "train",
+                        SHARED / "datasets/fer2013/train", n=100, seed=1,
+                        plots=tmp_path / "plots")
+    assert rep["n_members"] == rep["n_non_members"] == 100
+    assert rep["attacks"]["loss_threshold"]["auc"] > 0.7
+    assert (tmp_path / "plots" / "roc.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_audit_with_shadow_models_and_dp_bound(dp_run, small_fer, tmp_path, capsys):
+    out, _ = dp_run
+    reference = SHARED / "datasets/fer2013/test_never_here"
+    assert main(["privacy-audit", "--model", str(out / "best.pt"), "--members",
+                 str(small_fer / "train"), "--non-members", str(reference),
+                 "--json", str(tmp_path / "a.json")]) == 2          # missing folder named
+    assert "test_never_here" in capsys.readouterr().err
+    ref = tmp_path / "ref"
+    import shutil
+    for cls in sorted((SHARED / "datasets/fer2013/train").iterdir()):
+        (ref / cls.name).mkdir(parents=True)
+        for p in sorted(cls.glob("*.jpg"))[100:130]:                # disjoint from small_fer
+            shutil.copy(p, ref / cls.name / p.name)
+    assert main(["privacy-audit", "--model", str(out / "best.pt"), "--members",
+                 str(small_fer / "train"), "--non-members", str(small_fer / "val"),
+                 "--reference", str(ref), "--shadow-models", "2", "--shadow-epochs", "1",
+                 "--json", str(tmp_path / "a.json")]) == 0
+    rep = json.loads((tmp_path / "a.json").read_text())
+    assert set(rep["attacks"]) == {"loss_threshold", "shadow_lira"}
+    assert rep["n_members"] == rep["n_non_members"] == 56
+    assert rep["dp_bound"]["epsilon"] == rep["privacy"]["epsilon"]
+    for a in rep["attacks"].values():
+        assert a["auc"] <= rep["dp_bound"]["auc_max"] + 0.1
+
+
+def test_aggregate_only_writes_no_face_rows(tmp_path):
+    assert main(["analyze", str(MEDIA / "two_people.jpg"), str(MEDIA / "obama-480p.jpg"),
+                 "--out", str(tmp_path), "--aggregate-only", "--no-progress"]) == 0
+    names = {p.name for p in tmp_path.iterdir()}
+    assert "faces.jsonl" not in names and "faces.csv" not in names and "crops" not in names
+    rows = (tmp_path / "photos.csv").read_text().splitlines()
+    assert rows[0].startswith("source,faces,negative") and len(rows) == 3
+    assert main(["analyze", str(MEDIA / "two_people.jpg"), "--out", str(tmp_path / "x"),
+                 "--aggregate-only", "--annotate"]) == 2
+
+
+def test_analysis_writes_no_face_pixels_unless_asked(tmp_path):
+    assert main(["analyze", str(MEDIA / "two_people.jpg"), "--out", str(tmp_path),
+                 "--no-progress"]) == 0
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert all(p.suffix in (".jsonl", ".csv", ".json") for p in files)
