@@ -4,8 +4,8 @@ import math
 
 import numpy as np
 import pytest
-
 from conftest import SHARED
+
 from ferkit.audit import attack_report, dp_bounds, privacy_audit, roc
 from ferkit.cli import main
 from ferkit.errors import ConfigError
