@@ -182,6 +182,7 @@ def _video(analyzer, source, opts, rows, summary, names):
         writers.write_table(opts.out / f"tracks_{name}.csv", timeline.track_rows())
         rows_t = timeline.timeline_rows()
         writers.write_table(opts.out / f"timeline_{name}.csv", rows_t)
-        if rows_t:
-            writers.timeline_png(opts.out / f"timeline_{name}.png", rows_t, analyzer.classes,
-                                 f"Audience emotions over time: {name}")
+        if rows_t and not writers.timeline_png(opts.out / f"timeline_{name}.png", rows_t,
+                                               analyzer.classes,
+                                               f"Audience emotions over time: {name}"):
+            log.info("timeline plot skipped: pip install 'ferkit[plots]' for matplotlib")
