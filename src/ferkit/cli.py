@@ -106,15 +106,24 @@ def cmd_evaluate(a) -> int:
 
     rep = evaluate(a.data, a.model, split=a.split, tta=a.tta == "flip" if a.tta else None,
                    threads=a.threads, class_map=a.class_map, skip_bad=a.skip_bad,
-                   plots=a.plots)
+                   plots=a.plots, mc_dropout=a.mc_dropout)
     if a.json:
         write_json(a.json, rep)
     pc = rep["per_class"]
     print(f"{rep['model_name']} on {rep['data']} (n={rep['n']}): accuracy {rep['accuracy']:.4f}"
           f"  macro-F1 {rep['macro_f1']:.4f}  balanced {rep['balanced_accuracy']:.4f}"
-          f"  ECE {rep['ece']:.4f}")
+          f"  ECE {rep['ece']:.4f} (uncalibrated {rep['ece_uncalibrated']:.4f})  "
+          f"acc@80% coverage {rep['accuracy_at_coverage']['0.8']:.4f}")
     for c, v in pc.items():
         print(f"  {c:>10s}  acc {v['accuracy']:.3f}  prec {v['precision']:.3f}  n {v['support']}")
+    return 0
+
+
+def cmd_calibrate(a) -> int:
+    from .evaluate import calibrate
+    b = calibrate(a.model, a.data, split=a.split)
+    print(f"temperature {b['temperature']:.3f}: ECE {b['ece_before']:.4f} -> {b['ece_after']:.4f},"
+          f" NLL {b['nll_before']:.4f} -> {b['nll_after']:.4f} on {b['n']} faces")
     return 0
 
 
@@ -184,6 +193,8 @@ def _add_analyze(sub):
     p.add_argument("--alert-min-seconds", type=float, default=2.0)
     p.add_argument("--timeline-bin", type=float, default=1.0, help="timeline bin (s)")
     p.add_argument("--max-pixels", type=float, default=60e6, help="refuse larger images")
+    p.add_argument("--abstain", default=None, metavar="prob:T|entropy:T",
+                   help="answer 'uncertain' below top probability T or above entropy T")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -206,7 +217,7 @@ def cmd_analyze(a) -> int:
                                score_threshold=a.score_threshold, min_face=a.min_face,
                                threads=a.threads, tta=None if a.tta is None else a.tta == "flip",
                                smooth=a.smooth, ema_alpha=a.ema_alpha,
-                               max_pixels=int(a.max_pixels))
+                               max_pixels=int(a.max_pixels), abstain=a.abstain)
     opts = RunOptions(Path(a.out), formats, a.annotate, a.blur_faces, a.save_crops, a.stride,
                       a.start, a.end, a.alert, a.alert_min_seconds, a.timeline_bin, a.show,
                       not a.no_progress, a.aggregate_only)
@@ -244,7 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--map", dest="class_map", default=None)
     p.add_argument("--skip-bad", action="store_true")
     p.add_argument("--json", help="write the full report here")
-    p.add_argument("--plots", help="folder for confusion matrix and reliability PNGs")
+    p.add_argument("--plots", help="folder for confusion matrix, reliability, selective PNGs")
+    p.add_argument("--mc-dropout", type=int, default=0, metavar="T",
+                   help="score the mean of T Monte-Carlo dropout passes")
+    p = sub.add_parser("calibrate", help="fit temperature scaling on val; store it in the card")
+    p.add_argument("--model", default=None, help="shipped name or .onnx (its card is updated)")
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default="val")
     p = sub.add_parser("export", help="checkpoint -> ONNX + model card (needs ferkit[train])")
     p.add_argument("checkpoint")
     p.add_argument("--out", required=True)
@@ -307,7 +324,7 @@ def cmd_audit(a) -> int:
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export,
             "models": cmd_models, "analyze": cmd_analyze, "preprocess": cmd_preprocess,
-            "privacy-audit": cmd_audit}
+            "privacy-audit": cmd_audit, "calibrate": cmd_calibrate}
 
 
 def main(argv=None) -> int:

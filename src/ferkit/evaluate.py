@@ -5,17 +5,18 @@ import logging
 import time
 from pathlib import Path
 
-from .analysis.classify import OnnxClassifier
+from .analysis.classify import OnnxClassifier, softmax
+from .calibration import selective
 from .data import load_dataset
 from .labels import ClassSpec, parse_mapping
-from .metrics import classification_report
+from .metrics import classification_report, expected_calibration_error
 
 log = logging.getLogger(__name__)
 
 
 def evaluate(data: str | Path, model=None, *, split: str | None = "val", tta: bool | None = None,
              threads: int = 2, class_map: str | None = None, skip_bad: bool = False,
-             plots: str | Path | None = None) -> dict:
+             plots: str | Path | None = None, mc_dropout: int = 0) -> dict:
     """Accuracy, macro-F1, per-class figures, confusion matrix and ECE of ``model``.
 
     The data's classes are matched to the model's (synonyms folded, ``class_map`` applied);
@@ -23,6 +24,59 @@ def evaluate(data: str | Path, model=None, *, split: str | None = "val", tta: bo
     faces of classes the model does not know are ignored and counted.
     """
     clf = OnnxClassifier(model, threads=threads, tta=tta)
+    ds = _load(data, clf, split, class_map, skip_bad)
+    t0 = time.perf_counter()
+    x = clf.preprocess(ds.images)
+    logits = clf.logits(x)
+    dt = time.perf_counter() - t0
+    if mc_dropout:
+        probs = clf.predict_mc(x, mc_dropout, preprocessed=True)["mean"]
+    else:
+        probs = softmax(logits / clf.temperature)
+    report = classification_report(probs, ds.labels, clf.classes)
+    _, _, at = selective(probs, ds.labels)
+    report.update({"model": str(clf.ref.path), "model_name": clf.ref.name, "data": str(data),
+                   "split": ds.split, "tta_flip": clf.tta, "temperature": clf.temperature,
+                   "mc_dropout_passes": mc_dropout,
+                   "ece_uncalibrated": expected_calibration_error(softmax(logits),
+                                                                  ds.labels)[0],
+                   "accuracy_at_coverage": at,
+                   "faces_per_s": len(ds) / dt if dt > 0 else None,
+                   "ignored_classes": ds.report.dropped_classes,
+                   "skipped": ds.report.skipped})
+    if plots:
+        from .plots import confusion_matrix_png, reliability_png, selective_png
+        out = Path(plots)
+        out.mkdir(parents=True, exist_ok=True)
+        confusion_matrix_png(report, out / "confusion_matrix.png")
+        reliability_png(report, out / "reliability.png")
+        selective_png(*selective(probs, ds.labels)[:2], out / "selective.png")
+    return report
+
+
+def calibrate(model, data: str | Path, *, split: str | None = "val", threads: int = 2) -> dict:
+    """Fit the temperature on labelled (val) faces and store it in the model card; ferkit
+    applies it by default from then on. Returns the card's calibration block."""
+    from .calibration import fit_temperature, nll
+    from .io import write_json
+    clf = OnnxClassifier(model, threads=threads)
+    ds = _load(data, clf, split, None, False)
+    logits = clf.logits(clf.preprocess(ds.images))
+    t = fit_temperature(logits, ds.labels)
+    block = {"temperature": t, "fitted_on": str(data), "split": ds.split, "n": len(ds),
+             "tta_flip": clf.tta,
+             "ece_before": expected_calibration_error(softmax(logits), ds.labels)[0],
+             "ece_after": expected_calibration_error(softmax(logits / t), ds.labels)[0],
+             "nll_before": nll(logits, ds.labels, 1.0), "nll_after": nll(logits, ds.labels, t)}
+    card = dict(clf.ref.card)
+    card["temperature"] = t
+    card["calibration"] = block
+    write_json(clf.ref.path.with_suffix(".json"), card)
+    return block
+
+
+def _load(data, clf, split, class_map, skip_bad):
+    """The dataset matched to the classifier's classes; ``ds.split`` says what was read."""
     spec = ClassSpec(tuple(clf.classes), parse_mapping(class_map))
     src = Path(data)
     use_split = split if src.is_dir() or _is_fer_csv(src) else None
@@ -31,22 +85,8 @@ def evaluate(data: str | Path, model=None, *, split: str | None = "val", tta: bo
         use_split = None                   # a folder of class folders: evaluate all of it
     ds = load_dataset(src, use_split, size=clf.size, channels=clf.channels, spec=spec,
                       skip_bad=skip_bad)
-    t0 = time.perf_counter()
-    probs = clf.predict_proba(ds.images)
-    dt = time.perf_counter() - t0
-    report = classification_report(probs, ds.labels, clf.classes)
-    report.update({"model": str(clf.ref.path), "model_name": clf.ref.name, "data": str(data),
-                   "split": use_split, "tta_flip": clf.tta, "temperature": clf.temperature,
-                   "faces_per_s": len(ds) / dt if dt > 0 else None,
-                   "ignored_classes": ds.report.dropped_classes,
-                   "skipped": ds.report.skipped})
-    if plots:
-        from .plots import confusion_matrix_png, reliability_png
-        out = Path(plots)
-        out.mkdir(parents=True, exist_ok=True)
-        confusion_matrix_png(report, out / "confusion_matrix.png")
-        reliability_png(report, out / "reliability.png")
-    return report
+    ds.split = use_split
+    return ds
 
 
 def _is_fer_csv(p: Path) -> bool:

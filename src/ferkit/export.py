@@ -36,9 +36,18 @@ def export(ckpt_path: str | Path, out: str | Path, *, name: str | None = None,
     size, chans = mc["input_size"], mc["in_chans"]
     dummy = torch.zeros(1, chans, size, size)
     with atomic_path(out) as tmp:
-        torch.onnx.export(model, dummy, str(tmp), input_names=["input"],
-                          output_names=["logits"], opset_version=opset, dynamo=False,
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+        torch.onnx.export(_with_embedding(model), dummy, str(tmp), input_names=["input"],
+                          output_names=["logits", "embedding"], opset_version=opset,
+                          dynamo=False, dynamic_axes={"input": {0: "batch"},
+                                                      "logits": {0: "batch"},
+                                                      "embedding": {0: "batch"}})
+    # the head, for Monte-Carlo dropout in numpy: one backbone pass, T cheap head passes
+    head = out.with_suffix(".head.npz")
+    with atomic_path(head) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, weight=model.head.weight.detach().numpy(),
+                     bias=model.head.bias.detach().numpy(),
+                     dropout=np.float32(model.dropout.p))
     # parity on real faces when given, else on seeded noise images
     if parity_images is None:
         rng = np.random.default_rng(0)
@@ -48,12 +57,13 @@ def export(ckpt_path: str | Path, out: str | Path, *, name: str | None = None,
         p_torch = torch.softmax(model(x), 1).numpy()
     import onnxruntime as ort
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    z = sess.run(None, {"input": x.numpy()})[0]
+    z = sess.run(["logits"], {"input": x.numpy()})[0]
     p_onnx = np.exp(z - z.max(1, keepdims=True))
     p_onnx /= p_onnx.sum(1, keepdims=True)
     diff = float(np.abs(p_torch - p_onnx).max())
     if not diff < PARITY_LIMIT:
         out.unlink(missing_ok=True)
+        head.unlink(missing_ok=True)
         raise ModelError(f"{out}: ONNX and PyTorch disagree (max probability difference "
                          f"{diff:.2e} >= {PARITY_LIMIT}); export refused")
     card = _card(ck, ckpt_path, out, name, diff, opset)
@@ -66,6 +76,21 @@ def export(ckpt_path: str | Path, out: str | Path, *, name: str | None = None,
     if evaluate_val and card["training_data"].get("val_source"):
         card = _add_val_metrics(out, card)
     return card
+
+
+def _with_embedding(model):
+    """Export wrapper returning (logits, pooled embedding before dropout)."""
+    import torch
+
+    class WithEmbedding(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            e = self.m.embed(x)
+            return self.m.head(e), e
+    return WithEmbedding(model).eval()
 
 
 def _card(ck: dict, ckpt_path: Path, out: Path, name, diff: float, opset: int) -> dict:
@@ -82,6 +107,8 @@ def _card(ck: dict, ckpt_path: Path, out: Path, name, diff: float, opset: int) -
         "mean": list(mc["mean"]),
         "std": list(mc["std"]),
         "output": "logits",
+        "outputs": ["logits", "embedding"],
+        "mc_dropout_head": out.with_suffix(".head.npz").name,
         "temperature": 1.0,
         "tta_flip": bool(cfg.get("val_tta", False)),
         "architecture": {"name": mc["name"], **mc["kwargs"]},

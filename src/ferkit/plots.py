@@ -60,3 +60,21 @@ def reliability_png(report: dict, path: Path) -> None:
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
+
+
+def selective_png(coverage, accuracy, path: Path) -> None:
+    """Accuracy of the most confident faces as coverage shrinks."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.plot(coverage, accuracy)
+    for c in (0.8, 0.9):
+        i = max(0, int(np.ceil(c * len(coverage))) - 1)
+        ax.plot([c], [accuracy[i]], "o", color="C1")
+        ax.annotate(f"{accuracy[i]:.3f} at {int(c * 100)}%", (c, accuracy[i]),
+                    textcoords="offset points", xytext=(-60, 8), fontsize=8)
+    ax.set(xlabel="coverage (share of faces answered)", ylabel="accuracy", xlim=(0, 1),
+           title="Selective prediction")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)

@@ -43,10 +43,22 @@ class FaceResult:
     classes: list[str]
     negative_score: float
     track_id: int | None = None
+    #: ("prob", t): answer "uncertain" below top probability t; ("entropy", t): above t nats
+    abstain: tuple[str, float] | None = None
+
+    @property
+    def uncertain(self) -> bool:
+        if self.abstain is None:
+            return False
+        kind, t = self.abstain
+        if kind == "prob":
+            return float(np.max(self.probs)) < t
+        p = np.clip(self.probs, 1e-12, None)
+        return float(-(p * np.log(p)).sum()) > t
 
     @property
     def label(self) -> str:
-        return self.classes[int(np.argmax(self.probs))]
+        return "uncertain" if self.uncertain else self.classes[int(np.argmax(self.probs))]
 
     @property
     def confidence(self) -> float:

@@ -44,6 +44,8 @@ class OnnxClassifier:
         except Exception as exc:  # ORT raises its own exception types
             raise ModelError(f"{self.ref.path}: ONNX Runtime cannot load it ({exc})") from None
         self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self._head = None
 
     def preprocess(self, faces) -> np.ndarray:
         """List/array of uint8 crops -> normalised float32 (N, C, S, S)."""
@@ -62,10 +64,11 @@ class OnnxClassifier:
             chunk = x[i:i + self.batch_size]
             if self.tta:   # faces and their mirror images in one batch: one ORT call
                 both = np.ascontiguousarray(np.concatenate([chunk, chunk[..., ::-1]]))
-                z = self.session.run(None, {self.input_name: both})[0]
+                z = self.session.run(self.output_names[:1], {self.input_name: both})[0]
                 z = (z[:len(chunk)] + z[len(chunk):]) / 2
             else:
-                z = self.session.run(None, {self.input_name: np.ascontiguousarray(chunk)})[0]
+                z = self.session.run(self.output_names[:1],
+                                     {self.input_name: np.ascontiguousarray(chunk)})[0]
             outs.append(z)
         if not outs:
             return np.zeros((0, len(self.classes)), np.float32)
@@ -74,3 +77,45 @@ class OnnxClassifier:
     def predict_proba(self, faces, *, preprocessed: bool = False) -> np.ndarray:
         x = faces if preprocessed else self.preprocess(faces)
         return softmax(self.logits(x) / self.temperature)
+
+    def embeddings(self, x: np.ndarray) -> np.ndarray:
+        """Pooled backbone features (before dropout) of a preprocessed batch."""
+        if "embedding" not in self.output_names:
+            raise ModelError(f"{self.ref.path}: exported without an embedding output; "
+                             f"re-export it with this ferkit for MC dropout")
+        outs = []
+        for i in range(0, len(x), self.batch_size):
+            chunk = np.ascontiguousarray(x[i:i + self.batch_size])
+            outs.append(self.session.run(["embedding"], {self.input_name: chunk})[0])
+        return np.concatenate(outs) if outs else np.zeros((0, 1), np.float32)
+
+    def predict_mc(self, faces, passes: int = 20, *, seed: int = 0,
+                   preprocessed: bool = False) -> dict:
+        """Monte-Carlo dropout: one backbone pass, ``passes`` stochastic head passes with
+        the model's dropout rate; returns mean probabilities, their std, predictive entropy
+        and mutual information (see calibration.mc_statistics). With flip TTA the embedding
+        is averaged over the face and its mirror image."""
+        from ..calibration import mc_statistics
+        head = self._load_head()
+        x = faces if preprocessed else self.preprocess(faces)
+        emb = self.embeddings(x)
+        if self.tta:
+            emb = (emb + self.embeddings(np.ascontiguousarray(x[..., ::-1]))) / 2
+        keep = 1.0 - float(head["dropout"])
+        rng = np.random.default_rng(seed)
+        samples = []
+        for _ in range(passes):
+            mask = (rng.random(emb.shape) < keep).astype(np.float32) / max(keep, 1e-6)
+            z = (emb * mask) @ head["weight"].T + head["bias"]
+            samples.append(softmax(z / self.temperature))
+        return mc_statistics(np.stack(samples))
+
+    def _load_head(self) -> dict:
+        if self._head is None:
+            path = self.ref.path.with_suffix(".head.npz")   # travels with the .onnx name
+            if not path.is_file():
+                raise ModelError(f"{self.ref.path}: no MC-dropout head file beside it; "
+                                 f"re-export the model with this ferkit")
+            with np.load(path) as z:
+                self._head = {k: z[k] for k in z.files}
+        return self._head

@@ -35,6 +35,7 @@ class AnalyzerConfig:
     max_missed: int = 8
     scene_cut: float = 20.0           # thumbnail difference (0-255) that resets tracks; 0: off
     max_pixels: int = DEFAULT_MAX_PIXELS
+    abstain: str | None = None        # "prob:0.4" or "entropy:1.2": answer "uncertain"
 
     @classmethod
     def build(cls, **kw) -> "AnalyzerConfig":
@@ -47,7 +48,21 @@ class AnalyzerConfig:
             raise ConfigError("smooth must be ema or none")
         if not 0 < cfg.ema_alpha <= 1:
             raise ConfigError("ema_alpha must be in (0, 1]")
+        cfg.abstain_rule()
         return cfg
+
+    def abstain_rule(self) -> tuple[str, float] | None:
+        if not self.abstain:
+            return None
+        kind, _, value = self.abstain.partition(":")
+        try:
+            t = float(value)
+        except ValueError:
+            t = None
+        if kind not in ("prob", "entropy") or t is None:
+            raise ConfigError(f"--abstain {self.abstain!r}: use prob:THRESHOLD (e.g. prob:0.4) "
+                              f"or entropy:THRESHOLD (nats, e.g. entropy:1.2)")
+        return kind, t
 
 
 @dataclass
@@ -73,6 +88,7 @@ class Analyzer:
         self.classes = self.classifier.classes
         self.negative_idx = negative_indices(self.classes)
         self.times = StageTimes()
+        self._abstain = self.config.abstain_rule()
 
     def analyze_image(self, image: np.ndarray | str | Path, *, source: str | None = None,
                       frame: int = 0, time_s: float = 0.0) -> FrameResult:
@@ -95,7 +111,8 @@ class Analyzer:
         result = FrameResult(source or "<array>", frame, time_s, image.shape[1], image.shape[0])
         for b, p in zip(boxes, probs):
             result.faces.append(FaceResult(result.source, frame, time_s, b, p, self.classes,
-                                           float(p[self.negative_idx].sum())))
+                                           float(p[self.negative_idx].sum()),
+                                           abstain=self._abstain))
         result.crops = crops  # aligned faces, kept only in memory for --save-crops
         return result
 
