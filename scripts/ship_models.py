@@ -2,9 +2,10 @@
 
     python scripts/ship_models.py runs/default:default runs/fast:fast runs/ferplus:ferplus
 
-For each RUN:NAME: OUT = src/ferkit/assets/NAME.onnx + NAME.json (model card, with ONNX val
-metrics) + NAME.pt (slim weights-only checkpoint for fine-tuning). Parity is checked on 256
-real val faces of the run's own dataset.
+For each RUN:NAME: src/ferkit/assets/NAME.onnx + NAME.head.npz (head for MC dropout) +
+NAME.json (model card) + NAME.pt (slim weights-only checkpoint for fine-tuning). Parity is
+checked on 256 real val faces of the run's own dataset; the temperature is fitted on val
+(`ferkit calibrate`) and the card's val metrics are those of the calibrated ONNX model.
 """
 from __future__ import annotations
 
@@ -18,8 +19,12 @@ sys.path.insert(0, str(ROOT / "src"))
 def main(specs):
     import numpy as np
 
+    import json
+
     from ferkit.data import load_dataset
+    from ferkit.evaluate import calibrate, evaluate
     from ferkit.export import export
+    from ferkit.io import write_json
     from ferkit.train import checkpoint
     assets = ROOT / "src" / "ferkit" / "assets"
     for spec in specs:
@@ -30,9 +35,19 @@ def main(specs):
                            size=ck["model_config"]["input_size"],
                            channels=ck["model_config"]["in_chans"]).images
         imgs = val[np.random.default_rng(0).permutation(len(val))[:256]]
-        card = export(Path(run) / "best.pt", assets / f"{name}.onnx", name=name,
-                      parity_images=imgs, slim_checkpoint=assets / f"{name}.pt")
-        print(name, card["metrics"]["val"], "parity", card["parity_max_prob_diff"])
+        onnx = assets / f"{name}.onnx"
+        card = export(Path(run) / "best.pt", onnx, name=name, parity_images=imgs,
+                      slim_checkpoint=assets / f"{name}.pt", evaluate_val=False)
+        val_src = cfg.get("val_data") or cfg["data"]
+        calib = calibrate(onnx, val_src)                 # temperature fitted on val
+        rep = evaluate(val_src, onnx)                    # with that temperature
+        card = json.loads(onnx.with_suffix(".json").read_text())
+        card["metrics"]["val"] = {k: rep[k] for k in (
+            "n", "accuracy", "macro_f1", "balanced_accuracy", "per_class_accuracy_spread",
+            "ece", "ece_uncalibrated", "accuracy_at_coverage")}
+        write_json(onnx.with_suffix(".json"), card)
+        print(name, card["metrics"]["val"], "T", round(calib["temperature"], 3),
+              "parity", card["parity_max_prob_diff"])
 
 
 if __name__ == "__main__":

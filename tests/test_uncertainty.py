@@ -3,8 +3,8 @@ import shutil
 
 import numpy as np
 import pytest
-
 from conftest import SHARED
+
 from ferkit.analysis.classify import OnnxClassifier
 from ferkit.calibration import fit_temperature, mc_statistics, nll, selective
 from ferkit.cli import main
