@@ -17,9 +17,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 
 def main(specs):
-    import numpy as np
-
     import json
+
+    import numpy as np
 
     from ferkit.data import load_dataset
     from ferkit.evaluate import calibrate, evaluate
