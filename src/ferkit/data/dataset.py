@@ -108,6 +108,14 @@ def find_split(root: Path, split: str) -> Path | None:
     return None
 
 
+def split_if_present(source: str | Path, split: str) -> str | None:
+    """``split`` when ``source`` is a folder holding it (or a FER2013 CSV), else None."""
+    p = Path(source)
+    if p.is_dir():
+        return split if find_split(p, split) is not None else None
+    return split if p.suffix.lower() == ".csv" else None
+
+
 def load_dataset(source: str | Path, split: str | None = None, *, size: int = 48,
                  channels: int = 1, spec: ClassSpec | None = None, skip_bad: bool = False,
                  soft: bool = False, workers: int = 4) -> FaceArray:

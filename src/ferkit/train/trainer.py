@@ -71,10 +71,12 @@ class Trainer:
     """Runs one training job described by a TrainConfig into ``out_dir``."""
 
     def __init__(self, cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
-                 progress: bool = True, splits: tuple[FaceArray, FaceArray] | None = None):
+                 progress: bool = True, splits: tuple[FaceArray, FaceArray] | None = None,
+                 init_state: dict | None = None):
         cfg.validate()
         self.cfg, self.out, self.resume, self.progress = cfg, Path(out_dir), resume, progress
         self.splits = splits              # pre-loaded (train, val), e.g. for shadow models
+        self.init_state = init_state      # starting weights, e.g. for fine-tuning rounds
         self.out.mkdir(parents=True, exist_ok=True)
         torch.set_num_threads(cfg.threads)
 
@@ -85,6 +87,8 @@ class Trainer:
         log.info("train %d faces %s; val %d", len(train), train.counts(), len(val))
         k = len(train.classes)
         model = self._model(k)
+        if self.init_state is not None:
+            model.load_state_dict(self.init_state)
         mcfg = model.config
         xtr, xva = images_to_tensor(train.images), images_to_tensor(val.images)
         targets = self._targets(train, xtr, mcfg)

@@ -1,0 +1,165 @@
+"""Semi-supervised pseudo-labelling in rounds. Each round the current model labels every
+unlabelled face; faces whose MC-dropout mean confidence passes ``threshold`` and whose
+mutual information (epistemic uncertainty) stays under ``max_mutual_info`` are kept, at most
+``class_cap`` of the selection per class (so happy cannot take over), merged with the
+labelled data, and the model is fine-tuned at a lower learning rate. The best round on val
+wins. When the unlabelled folder has hidden labels (class sub-folders), their purity is
+logged per round — never used for selection."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data import FaceArray, load_dataset, split_if_present
+from ..data.images import IMAGE_EXTS, read_face
+from ..errors import DataError
+from ..io import write_json
+from ..labels import ClassSpec
+from . import checkpoint
+from .config import TrainConfig
+from .loop import images_to_tensor, to_input
+from .trainer import Trainer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PseudoConfig:
+    rounds: int = 3
+    threshold: float = 0.95
+    max_mutual_info: float = 0.05
+    class_cap: float = 0.3            # at most this share of one round's selection per class
+    mc_passes: int = 10
+    epochs_per_round: int = 5
+    lr_factor: float = 0.3            # fine-tuning lr = recipe lr * lr_factor
+
+
+def load_unlabeled(path: str | Path, size: int, channels: int, classes) -> FaceArray:
+    """Every image under ``path``; labels from class sub-folders when present (hidden
+    labels, for purity only), else -1."""
+    root = Path(path)
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        raise DataError(f"{root}: no images found (run `ferkit preprocess` on raw photos first)")
+    index = {c: i for i, c in enumerate(classes)}
+    labels = np.array([index.get(f.parent.name.lower(), -1) if f.parent != root else -1
+                       for f in files], np.int64)
+    images = np.stack([read_face(f, size, channels) for f in files])
+    return FaceArray(images, labels, list(classes), [str(f) for f in files])
+
+
+@torch.no_grad()
+def mc_predict(model, images_u8, mean, std, passes: int, seed: int) -> dict:
+    """MC dropout with a shared backbone: one embedding pass, ``passes`` dropout+head passes."""
+    from ..calibration import mc_statistics
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    p = model.dropout.p
+    samples = []
+    embs = []
+    for i in range(0, len(images_u8), 512):
+        x = to_input(images_u8[i:i + 512], mean, std)
+        embs.append((model.embed(x) + model.embed(x.flip(3))) / 2)
+    emb = torch.cat(embs)
+    for _ in range(passes):
+        mask = (torch.rand(emb.shape, generator=g) >= p).float() / max(1 - p, 1e-6)
+        samples.append(torch.softmax(model.head(emb * mask), 1).numpy())
+    return mc_statistics(np.stack(samples))
+
+
+def select(stats: dict, pc: PseudoConfig, k: int) -> np.ndarray:
+    """Indices kept this round: confident, certain, and class-capped."""
+    conf = stats["mean"].max(1)
+    pred = stats["mean"].argmax(1)
+    ok = np.nonzero((conf >= pc.threshold) & (stats["mutual_info"] <= pc.max_mutual_info))[0]
+    if len(ok) == 0:
+        return ok
+    n = np.bincount(pred[ok], minlength=k)
+    m = class_quota(n, pc.class_cap)
+    keep = []
+    for c in range(k):
+        idx = ok[pred[ok] == c]
+        keep.append(idx[np.argsort(-conf[idx])][:m])
+    return np.sort(np.concatenate(keep))
+
+
+def class_quota(n: np.ndarray, cap: float) -> int:
+    """Largest per-class quota m with min(n_c, m) <= cap * sum_c min(n_c, m) for all c
+    (water-filling). When too few classes are present for ``cap`` to hold, every class gets
+    the count of the rarest present class, so none dominates."""
+    best = 0
+    for m in range(1, int(n.max()) + 1):
+        total = np.minimum(n, m).sum()
+        if np.minimum(n, m).max() <= cap * total:
+            best = m
+    return best or int(n[n > 0].min())
+
+
+@torch.no_grad()
+def _val_accuracy(model, val_ds: FaceArray, mc) -> float:
+    from .loop import predict_logits
+    z = predict_logits(model, images_to_tensor(val_ds.images), mc["mean"], mc["std"], tta=True,
+                       channels_last=False)
+    return float((z.argmax(1).numpy() == val_ds.labels).mean())
+
+
+def pseudo_label(model_ckpt: str | Path, labeled: str | Path, unlabeled: str | Path,
+                 out_dir: str | Path, pc: PseudoConfig | None = None, *,
+                 val: str | Path | None = None, progress: bool = True) -> dict:
+    pc = pc or PseudoConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ck = checkpoint.load(model_ckpt)
+    classes, mc = ck["classes"], ck["model_config"]
+    base = dict(ck.get("config") or {})
+    base.update(data=str(labeled), val_data=str(val) if val else base.get("val_data"),
+                epochs=pc.epochs_per_round, lr=base.get("lr", 2e-3) * pc.lr_factor,
+                warmup_epochs=0.0, distill=None, classes=",".join(classes), class_map=None,
+                negative_vs_rest=False, soft_labels=False)
+    cfg = TrainConfig.from_dict(base)
+    spec = ClassSpec(tuple(classes))
+    kw = dict(size=mc["input_size"], channels=mc["in_chans"], spec=spec)
+    lab = load_dataset(labeled, split_if_present(labeled, "train"), **kw)
+    val_src = val or base.get("val_data") or ck["config"]["data"]
+    val_ds = load_dataset(val_src, split_if_present(val_src, "val"), **kw)
+    unl = load_unlabeled(unlabeled, mc["input_size"], mc["in_chans"], classes)
+    xun = images_to_tensor(unl.images)
+    model = checkpoint.build_from_checkpoint(ck)
+    state = ck["model"]
+    start = _val_accuracy(model, val_ds, mc)
+    rounds, best = [], {"round": 0, "val_accuracy": start, "path": str(model_ckpt)}
+    for r in range(1, pc.rounds + 1):
+        model.load_state_dict(state)
+        stats = mc_predict(model, xun, mc["mean"], mc["std"], pc.mc_passes, cfg.seed + r)
+        keep = select(stats, pc, len(classes))
+        pseudo = stats["mean"].argmax(1)[keep]
+        counts = np.bincount(pseudo, minlength=len(classes))
+        hidden = unl.labels[keep]
+        purity = float((hidden == pseudo)[hidden >= 0].mean()) if (hidden >= 0).any() else None
+        merged = FaceArray(np.concatenate([lab.images, unl.images[keep]]),
+                           np.concatenate([lab.labels, pseudo]), list(classes),
+                           lab.paths + [unl.paths[i] for i in keep])
+        res = Trainer(dataclasses.replace(cfg, seed=cfg.seed + r), out / f"round{r}",
+                      progress=progress, splits=(merged, val_ds), init_state=state).fit()
+        state = checkpoint.load(out / f"round{r}" / "best.pt")["model"]
+        row = {"round": r, "selected": int(len(keep)), "of": len(unl),
+               "per_class": {c: int(n) for c, n in zip(classes, counts)},
+               "purity": purity, "val_accuracy": res.val_report["accuracy"],
+               "val_macro_f1": res.val_report["macro_f1"]}
+        rounds.append(row)
+        log.info("round %d: kept %d/%d faces %s purity %s val %.4f", r, len(keep), len(unl),
+                 row["per_class"], purity, row["val_accuracy"])
+        if best["val_accuracy"] is None or row["val_accuracy"] > best["val_accuracy"]:
+            best = {"round": r, "val_accuracy": row["val_accuracy"],
+                    "path": str(out / f"round{r}" / "best.pt")}
+        write_json(out / "rounds.json", {"config": dataclasses.asdict(pc), "start": start,
+                                         "rounds": rounds, "best": best})
+    if best["round"] > 0:
+        shutil.copy(best["path"], out / "best.pt")
+    return {"start": start, "rounds": rounds, "best": best}

@@ -1,0 +1,46 @@
+import json
+import shutil
+
+import numpy as np
+
+from conftest import FER
+from ferkit.cli import main
+from ferkit.train.pseudo_label import PseudoConfig, class_quota, select
+
+
+def test_class_quota_stops_one_class_taking_over():
+    n = np.array([500, 10, 40, 60, 0])
+    m = class_quota(n, 0.3)
+    taken = np.minimum(n, m)
+    assert taken.max() <= 0.3 * taken.sum() and m >= 10
+    assert class_quota(np.array([100, 5]), 0.3) == 5        # cap infeasible: equalise
+
+
+def test_select_needs_confidence_and_low_mutual_info():
+    mean = np.array([[0.97, 0.03], [0.96, 0.04], [0.6, 0.4], [0.02, 0.98]])
+    stats = {"mean": mean, "mutual_info": np.array([0.01, 0.5, 0.0, 0.01])}
+    keep = select(stats, PseudoConfig(threshold=0.95, max_mutual_info=0.05, class_cap=1.0), 2)
+    assert list(keep) == [0, 3]
+
+
+def test_pseudo_label_rounds_log_counts_purity_and_pick_the_best(tiny_run, small_fer, tmp_path):
+    unl = tmp_path / "unl"
+    for cls in sorted((FER / "train").iterdir()):
+        (unl / cls.name).mkdir(parents=True)
+        for p in sorted(cls.glob("*.jpg"))[300:310]:               # hidden labels
+            shutil.copy(p, unl / cls.name / p.name)
+    out = tmp_path / "pl"
+    assert main(["pseudo-label", "--model", str(tiny_run / "best.pt"), "--labeled",
+                 str(small_fer), "--unlabeled", str(unl), "--rounds", "2", "--threshold", "0.0",
+                 "--max-mutual-info", "10", "--class-cap", "0.5", "--epochs-per-round", "1",
+                 "--out", str(out), "--no-progress"]) == 0
+    log = json.loads((out / "rounds.json").read_text())
+    assert [r["round"] for r in log["rounds"]] == [1, 2]
+    r1 = log["rounds"][0]
+    assert r1["of"] == 70 and r1["selected"] == sum(r1["per_class"].values()) > 0
+    assert 0.0 <= r1["purity"] <= 1.0
+    assert max(r1["per_class"].values()) <= 0.5 * r1["selected"] or \
+        len([v for v in r1["per_class"].values() if v]) < 2
+    best = log["best"]
+    assert best["val_accuracy"] >= log["start"]
+    assert (out / "best.pt").exists() == (best["round"] > 0)
