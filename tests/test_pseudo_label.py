@@ -2,8 +2,8 @@ import json
 import shutil
 
 import numpy as np
-
 from conftest import FER
+
 from ferkit.cli import main
 from ferkit.train.pseudo_label import PseudoConfig, class_quota, select
 
