@@ -35,9 +35,8 @@ with tempfile.TemporaryDirectory() as tmp:
     raw = video.analyze(det, display=False, save_frames=False, save_video=False,
                         annotate_frames=False, zip_images=False)
     dt = time.perf_counter() - t
-frames = {d.get("frame", i) if isinstance(d, dict) else i for i, d in enumerate(raw)}
-faces = sum(1 for d in raw for k in d if k.startswith("box")) if raw and isinstance(raw[0], dict) \
-    else len(raw)
+# fer returns one dict per frame that had faces, with keys box0, box1, ... per face
+faces = sum(1 for d in raw for k in d if k.startswith("box"))
 print(json.dumps({"images": images, "video": {"seconds": dt, "frames": 275, "fps": 275 / dt,
                                               "faces": faces, "rows": len(raw)},
                   "fer_version": __import__("fer").__version__, "threads": threads}))
