@@ -13,7 +13,8 @@ import tensorflow as tf  # noqa: E402
 tf.config.threading.set_intra_op_parallelism_threads(threads)
 tf.config.threading.set_inter_op_parallelism_threads(1)
 import cv2  # noqa: E402
-from fer import FER, Video  # noqa: E402
+from fer.classes import Video  # noqa: E402
+from fer.fer import FER  # noqa: E402
 
 cv2.setNumThreads(threads)
 det = FER()                       # fer's default: Haar cascade + quantized TFLite model
