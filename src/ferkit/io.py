@@ -18,6 +18,9 @@ def atomic_path(path: str | Path):
     os.close(fd)
     try:
         yield Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)     # mkstemp makes 0600; give outputs normal modes
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
