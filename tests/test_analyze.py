@@ -182,3 +182,32 @@ def test_preprocess_builds_a_trainable_dataset_and_resumes(tmp_path):
     assert main(["preprocess", str(raw), str(tmp_path / "all"), "--all-faces",
                  "--no-progress"]) == 0
     assert len(list((tmp_path / "all" / "happy").glob("two_people_*.png"))) == 2
+
+
+def test_threaded_detection_gives_the_same_results_and_stops_cleanly():
+    """Decode + detect in a second thread overlaps classification; results must be the
+    same as the sequential path, and closing the generator early must stop the thread."""
+    import threading
+    out = {}
+    for pipe in (False, True):
+        an = Analyzer(model="fast", threads=2, pipeline=pipe)
+        out[pipe] = [(r.frame, [(f.track_id, f.label, round(float(f.confidence), 5))
+                                for f in r.faces])
+                     for r in an.analyze_video(str(VIDEO), stride=3)]
+    assert out[True] == out[False] and sum(len(f) for _, f in out[True]) > 100
+    gen = Analyzer(model="fast", threads=2).analyze_video(str(VIDEO))
+    for _ in range(3):
+        next(gen)
+    gen.close()
+    assert not any(t.name == "ferkit-detect" for t in threading.enumerate())
+
+
+def test_threaded_detection_reraises_errors_in_the_caller():
+    from ferkit.analysis.media import Frame
+
+    def frames():
+        yield Frame("x", 0, 0.0, np.zeros((64, 64, 3), np.uint8))
+        raise RuntimeError("camera unplugged")
+    an = Analyzer(model="fast", threads=2)
+    with pytest.raises(RuntimeError, match="camera unplugged"):
+        list(an.analyze_frames(frames()))

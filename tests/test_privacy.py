@@ -148,3 +148,21 @@ def test_analysis_writes_no_face_pixels_unless_asked(tmp_path):
                  "--no-progress"]) == 0
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert all(p.suffix in (".jsonl", ".csv", ".json") for p in files)
+
+
+def test_in_memory_audit_reuses_its_shadow_models(dp_run, small_fer, tmp_path):
+    """One set of shadow models serves every audited model (issue 4's table audits eight)."""
+    from ferkit.audit import audit_arrays
+    from ferkit.data import load_dataset
+    out, _ = dp_run
+    train, val = load_dataset(small_fer, "train"), load_dataset(small_fer, "val")
+    ref = load_dataset(SHARED / "datasets/fer2013/val", None).subset(np.arange(0, 3500, 25))
+    kw = dict(n=40, seed=0, reference=ref, shadow_models=2, workdir=tmp_path / "sh",
+              shadow_recipe={"epochs": 1})
+    first = audit_arrays(out / "best.pt", train, val, **kw)
+    made = sorted(p.name for p in (tmp_path / "sh").iterdir())
+    assert len(made) == 2 and all((tmp_path / "sh" / m / "phi.npy").is_file() for m in made)
+    stamp = [(tmp_path / "sh" / m / "phi.npy").stat().st_mtime_ns for m in made]
+    again = audit_arrays(out / "best.pt", train, val, **kw)
+    assert [(tmp_path / "sh" / m / "phi.npy").stat().st_mtime_ns for m in made] == stamp
+    assert again["attacks"]["shadow_lira"]["auc"] == first["attacks"]["shadow_lira"]["auc"]

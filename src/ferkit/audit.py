@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import FaceArray, load_dataset
+from .io import atomic_path
 from .labels import ClassSpec
 
 log = logging.getLogger(__name__)
@@ -103,11 +104,26 @@ def privacy_audit(model, members: str | Path, non_members: str | Path, *, n: int
                   seed: int = 0, reference: str | Path | None = None, shadow_models: int = 0,
                   shadow_recipe: dict | None = None, workdir: str | Path | None = None,
                   plots: str | Path | None = None) -> dict:
+    """Audit ``model`` on labelled face folders (see audit_arrays)."""
     scorer = _Scorer(model)
     spec = ClassSpec(tuple(scorer.classes))
     kw = dict(size=scorer.size, channels=scorer.channels, spec=spec)
-    mem, non = _draw(load_dataset(members, None, **kw), load_dataset(non_members, None, **kw),
-                     n, seed)
+    ref = load_dataset(reference, None, **kw) if reference is not None else None
+    return audit_arrays(scorer, load_dataset(members, None, **kw),
+                        load_dataset(non_members, None, **kw), n=n, seed=seed, reference=ref,
+                        shadow_models=shadow_models, shadow_recipe=shadow_recipe,
+                        workdir=workdir, plots=plots)
+
+
+def audit_arrays(model, members: FaceArray, non_members: FaceArray, *, n: int | None = None,
+                 seed: int = 0, reference: FaceArray | None = None, shadow_models: int = 0,
+                 shadow_recipe: dict | None = None, workdir: str | Path | None = None,
+                 plots: str | Path | None = None) -> dict:
+    """Membership inference against ``model`` (a path or a _Scorer) on in-memory faces.
+    Shadow models are kept in ``workdir`` and reused by later audits that give the same
+    workdir, reference set, audited faces and recipe (one set of shadows for many targets)."""
+    scorer = model if isinstance(model, _Scorer) else _Scorer(model)
+    mem, non = _draw(members, non_members, n, seed)
     p_in, p_out = scorer.probs(mem), scorer.probs(non)
     loss_in = -np.log(np.clip(p_in[np.arange(len(mem)), mem.labels], 1e-12, None))
     loss_out = -np.log(np.clip(p_out[np.arange(len(non)), non.labels], 1e-12, None))
@@ -117,8 +133,8 @@ def privacy_audit(model, members: str | Path, non_members: str | Path, *, n: int
             from .errors import ConfigError
             raise ConfigError("the shadow-model attack needs --reference DATA: labelled faces "
                               "disjoint from both members and non-members")
-        phi_out = _shadow_phis(load_dataset(reference, None, **kw), mem, non, scorer,
-                               shadow_models, shadow_recipe or {}, seed, workdir)
+        phi_out = _shadow_phis(reference, mem, non, shadow_models, shadow_recipe or {}, seed,
+                               workdir)
         mu = phi_out.mean(0)
         sigma = float(phi_out.std(0).mean()) + 1e-6         # global variance (offline LiRA)
         t_in, t_out = _phi(p_in, mem.labels), _phi(p_out, non.labels)
@@ -141,8 +157,10 @@ def privacy_audit(model, members: str | Path, non_members: str | Path, *, n: int
     return report
 
 
-def _shadow_phis(ref: FaceArray, mem, non, scorer, k, recipe, seed, workdir) -> np.ndarray:
+def _shadow_phis(ref: FaceArray, mem, non, k, recipe, seed, workdir) -> np.ndarray:
     """phi of every audited face under K shadow models that never saw it (K, 2n)."""
+    import hashlib
+    import json
     import tempfile
 
     from .train.config import TrainConfig
@@ -155,15 +173,26 @@ def _shadow_phis(ref: FaceArray, mem, non, scorer, k, recipe, seed, workdir) -> 
     rng = np.random.default_rng(seed + 1)
     out = []
     root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="ferkit-shadow-"))
+    h = hashlib.sha256(json.dumps(base, sort_keys=True).encode())
+    for arr in (ref.images, ref.labels, audited.images, audited.labels):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    key = h.hexdigest()[:16]
     for i in range(k):
         perm = rng.permutation(len(ref))
         half, rest = perm[: len(ref) // 2], perm[len(ref) // 2:]
+        run = root / f"shadow-{key}-{seed}-{i}"
+        cached = run / "phi.npy"
+        if cached.is_file():
+            log.info("shadow model %d/%d: reusing %s", i + 1, k, run)
+            out.append(np.load(cached))
+            continue
         cfg = TrainConfig.from_dict({**base, "seed": seed + 100 + i})
         log.info("shadow model %d/%d on %d reference faces", i + 1, k, len(half))
-        run = root / f"shadow{i}"
         Trainer(cfg, run, splits=(ref.subset(half), ref.subset(rest)), progress=False).fit()
-        sh = _Scorer(run / "best.pt")
-        out.append(_phi(sh.probs(audited), audited.labels))
+        phi = _phi(_Scorer(run / "best.pt").probs(audited), audited.labels)
+        with atomic_path(cached) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, phi)
+        out.append(phi)
     return np.stack(out)
 
 

@@ -10,6 +10,7 @@ import logging
 import sys
 
 from . import __version__
+from .cli_tools import add_explain, add_gan, cmd_explain, cmd_gan
 from .errors import FerkitError
 
 log = logging.getLogger("ferkit")
@@ -22,7 +23,9 @@ TRAIN_FLAGS = {
     "schedule": str, "warmup_epochs": float, "label_smoothing": float, "balance": str,
     "distill": str, "distill_alpha": float, "distill_temperature": float,
     "select_metric": str, "patience": int, "seed": int, "threads": int, "device": str,
-    "max_steps_per_epoch": int,
+    "max_steps_per_epoch": int, "trainable": str, "loss": str, "semantic_alpha": float,
+    "semantic_tau": float, "semantic_scale": float, "attention_consistency": float,
+    "reweight": float, "reweight_weight": float, "reweight_warmup": int, "extra_data": str,
 }
 TRAIN_SWITCHES = ("negative_vs_rest", "soft_labels", "skip_bad", "bf16")
 AUG_FLAGS = {"rotate": float, "scale": float, "shift": float, "erase_p": float,
@@ -55,7 +58,8 @@ def _add_train(sub):
     dp.add_argument("--delta", type=float, default=None, help="default 1/(10 N)")
     dp.add_argument("--max-grad-norm", type=float, default=1.0)
     dp.add_argument("--dp-trainable", choices=["all", "last-block", "head"], default="all")
-    dp.add_argument("--init-from", help="public-data checkpoint to fine-tune privately")
+    dp.add_argument("--init-from", help="checkpoint to start from (with --dp: the public-data "
+                    "model of the two-stage recipe)")
     dp.add_argument("--accountant", choices=["prv", "rdp"], default="prv")
     dp.add_argument("--physical-batch", type=int, default=128)
     dp.add_argument("--grad-sample-mode", choices=["hooks", "ghost"], default="hooks")
@@ -76,6 +80,8 @@ def cmd_train(a) -> int:
         if v is not None:
             aug[key] = v
     d["augment"] = aug
+    if a.init_from and not a.dp:
+        d["init_from"] = a.init_from
     if not d.get("data"):
         raise FerkitError("train: give --data (a dataset folder or CSV) or a --recipe with data")
     cfg = TrainConfig.from_dict(d)
@@ -302,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-out", help="also write a slim weights-only checkpoint here")
     p.add_argument("--no-val", action="store_true", help="skip ONNX val metrics in the card")
     _add_analyze(sub)
+    add_explain(sub)
+    add_gan(sub)
     _add_audit(sub)
     _add_pseudo(sub)
     p = sub.add_parser("preprocess", help="raw photos -> aligned face dataset")
@@ -365,7 +373,7 @@ OPTIONAL = {"torch": "training, export and audits need pip install 'ferkit[train
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export,
             "models": cmd_models, "analyze": cmd_analyze, "preprocess": cmd_preprocess,
             "privacy-audit": cmd_audit, "calibrate": cmd_calibrate,
-            "pseudo-label": cmd_pseudo}
+            "pseudo-label": cmd_pseudo, "explain": cmd_explain, "gan": cmd_gan}
 
 
 def main(argv=None) -> int:

@@ -45,9 +45,13 @@ def export(ckpt_path: str | Path, out: str | Path, *, name: str | None = None,
     head = out.with_suffix(".head.npz")
     with atomic_path(head) as tmp:
         with open(tmp, "wb") as fh:
+            extra = {}
+            if getattr(model, "label_vectors", None) is not None:
+                extra = {"label_vectors": model.label_vectors.numpy(),
+                         "semantic_scale": np.float32(model.semantic_scale)}
             np.savez(fh, weight=model.head.weight.detach().numpy(),
                      bias=model.head.bias.detach().numpy(),
-                     dropout=np.float32(model.dropout.p))
+                     dropout=np.float32(model.dropout.p), **extra)
     # parity on real faces when given, else on seeded noise images
     if parity_images is None:
         rng = np.random.default_rng(0)
@@ -89,7 +93,7 @@ def _with_embedding(model):
 
         def forward(self, x):
             e = self.m.embed(x)
-            return self.m.head(e), e
+            return self.m.project(self.m.head(e)), e
     return WithEmbedding(model).eval()
 
 

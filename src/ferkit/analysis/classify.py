@@ -107,6 +107,10 @@ class OnnxClassifier:
         for _ in range(passes):
             mask = (rng.random(emb.shape) < keep).astype(np.float32) / max(keep, 1e-6)
             z = (emb * mask) @ head["weight"].T + head["bias"]
+            if "label_vectors" in head:     # semantic head: scale * cosine to label vectors
+                v = head["label_vectors"] / np.linalg.norm(head["label_vectors"], axis=1, keepdims=True)
+                z = float(head["semantic_scale"]) * (z / np.maximum(
+                    np.linalg.norm(z, axis=1, keepdims=True), 1e-12)) @ v.T
             samples.append(softmax(z / self.temperature))
         return mc_statistics(np.stack(samples))
 

@@ -36,6 +36,7 @@ class AnalyzerConfig:
     scene_cut: float = 20.0           # thumbnail difference (0-255) that resets tracks; 0: off
     max_pixels: int = DEFAULT_MAX_PIXELS
     abstain: str | None = None        # "prob:0.4" or "entropy:1.2": answer "uncertain"
+    pipeline: bool = True             # videos: decode+detect in a second thread when threads >= 2
 
     @classmethod
     def build(cls, **kw) -> "AnalyzerConfig":
@@ -76,6 +77,55 @@ class StageTimes:
     extra: dict = field(default_factory=dict)
 
 
+def _threaded(gen: Iterator, depth: int = 3) -> Iterator:
+    """Run a generator in a background thread, ``depth`` items ahead (decoding and
+    detection of the next frames overlap classification of this one; OpenCV and ONNX
+    Runtime release the GIL). Errors are re-raised in the consumer; closing the returned
+    generator stops the thread."""
+    import queue
+    import threading
+    q: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work():
+        try:
+            for item in gen:
+                if not put(item):
+                    break
+            put(done)
+        except BaseException as exc:  # handed to the consumer
+            put(exc)
+        finally:
+            gen.close()
+
+    th = threading.Thread(target=work, name="ferkit-detect", daemon=True)
+    th.start()
+
+    def consume():
+        try:
+            while True:
+                item = q.get()
+                if item is done:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            th.join(timeout=5)
+    return consume()
+
+
 class Analyzer:
     """Find every face, align it, classify it; track and smooth across video frames."""
 
@@ -98,13 +148,16 @@ class Analyzer:
             image = load_image(image, self.config.max_pixels)
         t0 = time.perf_counter()
         boxes = self.detector.detect(image)
+        self.times.detect += time.perf_counter() - t0
+        return self._classify(image, boxes, source, frame, time_s)
+
+    def _classify(self, image, boxes, source, frame, time_s) -> FrameResult:
         t1 = time.perf_counter()
         crops = [align_face(image, b, self.classifier.size, self.classifier.channels).image
                  for b in boxes]
         t2 = time.perf_counter()
         probs = self.classifier.predict_proba(crops) if crops else np.zeros((0, len(self.classes)))
         t3 = time.perf_counter()
-        self.times.detect += t1 - t0
         self.times.align += t2 - t1
         self.times.classify += t3 - t2
         self.times.frames += 1
@@ -123,12 +176,24 @@ class Analyzer:
                              c.ema_alpha if c.smooth == "ema" else 1.0,
                              tuple(self.negative_idx))
         cut = SceneCut(c.scene_cut) if c.scene_cut > 0 else None
+        detected = (_threaded(self._detect_stage(frames, cut)) if c.pipeline and c.threads >= 2
+                    else self._detect_stage(frames, cut))
+        try:
+            for fr, boxes, is_cut in detected:
+                if is_cut:
+                    tracker.reset()
+                res = self._classify(fr.image, boxes, fr.source, fr.index, fr.time_s)
+                yield fr, tracker.update(res)
+        finally:
+            detected.close()
+
+    def _detect_stage(self, frames: Iterable[Frame], cut):
         for fr in frames:
-            if cut is not None and cut(fr.image):
-                tracker.reset()
-            res = self.analyze_image(fr.image, source=fr.source, frame=fr.index,
-                                     time_s=fr.time_s)
-            yield fr, tracker.update(res)
+            is_cut = cut is not None and cut(fr.image)
+            t0 = time.perf_counter()
+            boxes = self.detector.detect(fr.image)
+            self.times.detect += time.perf_counter() - t0
+            yield fr, boxes, is_cut
 
     def analyze_video(self, source: str | int, *, stride: int = 1, start: float = 0.0,
                       end: float | None = None) -> Iterator[FrameResult]:

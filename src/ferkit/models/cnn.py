@@ -19,7 +19,8 @@ class _Dense(nn.Module):
 
 
 @register("seed_cnn", dropout=0.25)
-def seed_cnn(num_classes=7, in_chans=1, norm="batch", dropout=0.25, width=64):
+def seed_cnn(num_classes=7, in_chans=1, norm="batch", dropout=0.25, width=64, semantic_dim=0,
+             semantic_scale=10.0):
     chans = [width, width * 2, width * 8, width * 8]
     kernels = [3, 5, 3, 3]
     mods, cin = [], in_chans
@@ -29,4 +30,5 @@ def seed_cnn(num_classes=7, in_chans=1, norm="batch", dropout=0.25, width=64):
         cin = c
     # 48 -> 3x3 after four pools; the dense part sits inside `features` via a 1x1 map.
     mods += [nn.Flatten(), _Dense(cin * 9, num_classes, dropout), nn.Unflatten(1, (512, 1, 1))]
-    return Classifier(nn.Sequential(*mods), 512, num_classes, dropout)
+    return Classifier(nn.Sequential(*mods), 512, num_classes, dropout, semantic_dim,
+                      semantic_scale)

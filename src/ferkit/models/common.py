@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -24,18 +25,42 @@ class Classifier(nn.Module):
     """``features`` (conv trunk to a feature map) + pooled dropout + linear ``head``.
 
     Dropout sits right before the head so Monte-Carlo dropout can re-run only the head.
+
+    With ``semantic_dim`` > 0 the head predicts a vector in a label-embedding space and the
+    logits are ``semantic_scale * cos(vector, label_vectors[c])`` (the label vectors are a
+    buffer, saved with the weights), so argmax is the nearest label and everything
+    downstream (export, evaluation, analysis) sees ordinary class scores.
     """
 
-    def __init__(self, features: nn.Module, feat_dim: int, num_classes: int, dropout: float):
+    def __init__(self, features: nn.Module, feat_dim: int, num_classes: int, dropout: float,
+                 semantic_dim: int = 0, semantic_scale: float = 10.0):
         super().__init__()
         self.features = features
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(feat_dim, num_classes)
+        self.head = nn.Linear(feat_dim, semantic_dim or num_classes)
         self.feat_dim = feat_dim
+        self.semantic_scale = float(semantic_scale)
+        if semantic_dim:
+            self.register_buffer("label_vectors", torch.zeros(num_classes, semantic_dim))
+        else:
+            self.label_vectors = None
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(self.pool(self.features(x)), 1)
 
+    def project(self, z: torch.Tensor) -> torch.Tensor:
+        """Head output -> class logits (identity unless the head is semantic)."""
+        if self.label_vectors is None:
+            return z
+        return self.semantic_scale * F.normalize(z, dim=1) @ F.normalize(self.label_vectors, dim=1).T
+
+    def class_weights(self) -> torch.Tensor:
+        """The linear map from pooled features to class scores (K, C), for CAMs; for a
+        semantic head, the label vectors pulled back through the head."""
+        if self.label_vectors is None:
+            return self.head.weight
+        return F.normalize(self.label_vectors, dim=1) @ self.head.weight
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.embed(x)))
+        return self.project(self.head(self.dropout(self.embed(x))))

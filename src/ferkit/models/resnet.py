@@ -50,7 +50,7 @@ def _shortcut(cin, cout, stride, norm):
 
 
 def build_resnet(block, layers, num_classes=7, in_chans=1, width=64, stem_stride=1,
-                 norm="batch", dropout=0.3):
+                 norm="batch", dropout=0.3, semantic_dim=0, semantic_scale=10.0):
     stem_w = max(16, width // 2) if stem_stride == 1 else width
     mods = [nn.Conv2d(in_chans, stem_w, 3, stem_stride, 1, bias=False),
             norm_layer(norm, stem_w), nn.ReLU(inplace=True)]
@@ -61,7 +61,8 @@ def build_resnet(block, layers, num_classes=7, in_chans=1, width=64, stem_stride
         for j in range(n):
             mods.append(block(cin, planes, stride if j == 0 else 1, norm))
             cin = planes * block.expansion
-    return Classifier(nn.Sequential(*mods), cin, num_classes, dropout)
+    return Classifier(nn.Sequential(*mods), cin, num_classes, dropout, semantic_dim,
+                      semantic_scale)
 
 
 @register("resnet18", width=64, stem_stride=2)

@@ -36,3 +36,22 @@ def build_from_checkpoint(ck: dict):
     model = create_model(mc["name"], mc["kwargs"]["num_classes"], mc["in_chans"], **kw)
     model.load_state_dict(ck["model"])
     return model.eval()
+
+
+def save_raw(path: str | Path, payload: dict) -> None:
+    """Any payload (e.g. a GAN run), written atomically."""
+    save(path, payload)
+
+
+def load_raw(path: str | Path, required: tuple[str, ...] = ()) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise ModelError(f"{p}: checkpoint not found")
+    try:
+        ck = torch.load(p, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise ModelError(f"{p}: not a readable checkpoint ({exc.__class__.__name__})") from None
+    missing = [k for k in required if not isinstance(ck, dict) or k not in ck]
+    if missing:
+        raise ModelError(f"{p}: not the expected checkpoint (missing {', '.join(missing)})")
+    return ck

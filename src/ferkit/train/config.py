@@ -10,6 +10,8 @@ from pathlib import Path
 from ..errors import ConfigError
 from .augment import AugmentConfig
 
+LOSSES = ("ce", "kl", "sample", "semantic", "semantic_smooth")
+
 
 @dataclass
 class TrainConfig:
@@ -42,6 +44,19 @@ class TrainConfig:
     balance: str = "none"             # none | weights | sampler
     balance_power: float = 0.5        # class weight = (N / (K n_c)) ** power
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # fine-tuning (the two-stage recipe without DP, pseudo-label rounds)
+    init_from: str | None = None      # checkpoint whose weights start the run
+    trainable: str = "all"            # all | last-block | head
+    # losses for ambiguous labels (see train/losses.py)
+    loss: str = "ce"                  # ce | kl | sample | semantic | semantic_smooth
+    semantic_alpha: float = 0.3       # semantic_smooth: share of the target moved to neighbours
+    semantic_tau: float = 0.1         # semantic_smooth: softmax temperature on similarities
+    semantic_scale: float = 10.0      # semantic: logits = scale * cos(z, label vector)
+    attention_consistency: float = 0.0  # weight of the flip-consistency loss on CAMs; 0: off
+    reweight: float = 0.0             # share of samples down-weighted for staying hard; 0: off
+    reweight_weight: float = 0.3      # their loss weight
+    reweight_warmup: int = 2          # epochs of loss history before reweighting starts
+    extra_data: str | None = None     # extra labelled faces (e.g. GAN samples) added to train
     # distillation (offline: teacher probabilities computed once on the clean train set)
     distill: str | None = None        # teacher checkpoint path
     distill_alpha: float = 0.7
@@ -96,6 +111,13 @@ class TrainConfig:
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
             (self.channels in (1, 3), "channels must be 1 or 3"),
             (self.norm in ("batch", "group"), "norm must be batch or group"),
+            (self.trainable in ("all", "last-block", "head"),
+             "trainable must be all, last-block or head"),
+            (self.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}"),
+            (self.loss not in ("kl", "sample") or self.soft_labels,
+             f"--loss {self.loss} needs label distributions: add --soft-labels (FER+ votes)"),
+            (0 <= self.reweight < 1, "reweight must be in [0, 1)"),
+            (self.attention_consistency >= 0, "attention_consistency must be >= 0"),
         ]
         for ok, msg in checks:
             if not ok:

@@ -25,6 +25,7 @@ from ..metrics import classification_report
 from . import checkpoint
 from .augment import augment
 from .config import TrainConfig
+from .freeze import train_mode, trainable_parameters
 from .loop import images_to_tensor, predict_logits, to_input
 from .report import write_history
 from .trainer import hardware, load_splits
@@ -46,6 +47,9 @@ class DPConfig:
 
     def validate(self, cfg: TrainConfig) -> None:
         """Refuse settings that would silently break the privacy guarantee."""
+        if cfg.loss != "ce" or cfg.attention_consistency or cfg.reweight:
+            raise ConfigError("DP training supports the plain cross-entropy loss only; drop "
+                              "--loss/--attention-consistency/--reweight")
         if self.epsilon <= 0:
             raise ConfigError("--epsilon must be > 0")
         if self.trainable not in ("all", "last-block", "head"):
@@ -63,23 +67,6 @@ class DPConfig:
             raise ConfigError("DP training here uses majority labels; drop --soft-labels")
         if self.accountant not in ("prv", "rdp"):
             raise ConfigError("accountant must be prv or rdp")
-
-
-def trainable_parameters(model: nn.Module, which: str) -> list[nn.Parameter]:
-    """Freeze everything but the chosen part; return what stays trainable."""
-    for p in model.parameters():
-        p.requires_grad_(which == "all")
-    if which == "all":
-        return list(model.parameters())
-    parts = [model.head]
-    if which == "last-block":
-        parts.append(model.features[-1])
-    params = []
-    for part in parts:
-        for p in part.parameters():
-            p.requires_grad_(True)
-            params.append(p)
-    return params
 
 
 def check_norm_layers(model: nn.Module, which: str) -> None:
@@ -110,7 +97,7 @@ class _HeadOnly(nn.Module):
 
 
 def train_private(cfg: TrainConfig, dp: DPConfig, out_dir: str | Path, *,
-                  progress: bool = True) -> dict:
+                  progress: bool = True, splits=None) -> dict:
     """Train under DP-SGD; returns the summary (also written to OUT/summary.json)."""
     from opacus import PrivacyEngine
     from opacus.utils.batch_memory_manager import BatchMemoryManager
@@ -122,7 +109,7 @@ def train_private(cfg: TrainConfig, dp: DPConfig, out_dir: str | Path, *,
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    train, val = load_splits(cfg)
+    train, val = splits or load_splits(cfg)
     k = len(train.classes)
     delta = dp.delta if dp.delta is not None else 1.0 / (10 * len(train))
     model, mcfg = _model(cfg, dp, train.classes, k)
@@ -166,7 +153,7 @@ def train_private(cfg: TrainConfig, dp: DPConfig, out_dir: str | Path, *,
         t0 = time.time()
         net.train()
         if head_cache is False and dp.trainable != "all":
-            _freeze_eval(model, dp.trainable)
+            train_mode(model, dp.trainable)
         seen = loss_sum = 0.0
         with BatchMemoryManager(data_loader=loader, max_physical_batch_size=dp.physical_batch,
                                 optimizer=opt) as mem_loader:
@@ -224,15 +211,6 @@ def _model(cfg: TrainConfig, dp: DPConfig, classes, k):
     model = create_model(cfg.model, k, cfg.channels, norm=cfg.norm, dropout=cfg.dropout,
                          **({"width": cfg.width} if cfg.width else {}))
     return model, model.config.to_dict()
-
-
-def _freeze_eval(model, which):
-    """Frozen parts run in eval mode (no BatchNorm statistics updated on private data)."""
-    model.eval()
-    model.head.train()
-    model.dropout.train()
-    if which == "last-block":
-        model.features[-1].train()
 
 
 @torch.no_grad()

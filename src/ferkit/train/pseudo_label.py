@@ -69,7 +69,7 @@ def mc_predict(model, images_u8, mean, std, passes: int, seed: int) -> dict:
     emb = torch.cat(embs)
     for _ in range(passes):
         mask = (torch.rand(emb.shape, generator=g) >= p).float() / max(1 - p, 1e-6)
-        samples.append(torch.softmax(model.head(emb * mask), 1).numpy())
+        samples.append(torch.softmax(model.project(model.head(emb * mask)), 1).numpy())
     return mc_statistics(np.stack(samples))
 
 
@@ -121,7 +121,7 @@ def pseudo_label(model_ckpt: str | Path, labeled: str | Path, unlabeled: str | P
     base.update(data=str(labeled), val_data=str(val) if val else base.get("val_data"),
                 epochs=pc.epochs_per_round, lr=base.get("lr", 2e-3) * pc.lr_factor,
                 warmup_epochs=0.0, distill=None, classes=",".join(classes), class_map=None,
-                negative_vs_rest=False, soft_labels=False)
+                negative_vs_rest=False, soft_labels=False, init_from=None, extra_data=None)
     cfg = TrainConfig.from_dict(base)
     spec = ClassSpec(tuple(classes))
     kw = dict(size=mc["input_size"], channels=mc["in_chans"], spec=spec)
@@ -129,6 +129,24 @@ def pseudo_label(model_ckpt: str | Path, labeled: str | Path, unlabeled: str | P
     val_src = val or base.get("val_data") or ck["config"]["data"]
     val_ds = load_dataset(val_src, split_if_present(val_src, "val"), **kw)
     unl = load_unlabeled(unlabeled, mc["input_size"], mc["in_chans"], classes)
+    return pseudo_label_arrays(model_ckpt, lab, unl, val_ds, out, pc, progress=progress,
+                               cfg=cfg)
+
+
+def pseudo_label_arrays(model_ckpt: str | Path, lab: FaceArray, unl: FaceArray,
+                        val_ds: FaceArray, out_dir: str | Path, pc: PseudoConfig | None = None,
+                        *, progress: bool = True, cfg: TrainConfig | None = None) -> dict:
+    """The rounds on in-memory faces (``unl.labels`` are hidden labels or -1)."""
+    pc = pc or PseudoConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ck = checkpoint.load(model_ckpt)
+    classes, mc = ck["classes"], ck["model_config"]
+    if cfg is None:
+        base = dict(ck.get("config") or {})
+        base.update(epochs=pc.epochs_per_round, lr=base.get("lr", 2e-3) * pc.lr_factor,
+                    warmup_epochs=0.0, distill=None, init_from=None, extra_data=None)
+        cfg = TrainConfig.from_dict(base)
     xun = images_to_tensor(unl.images)
     model = checkpoint.build_from_checkpoint(ck)
     state = ck["model"]

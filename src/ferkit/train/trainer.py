@@ -20,14 +20,16 @@ from ..models import create_model
 from . import checkpoint
 from .augment import augment, mix
 from .config import TrainConfig
-from .loop import (
-    class_weights,
-    images_to_tensor,
-    lr_lambda,
-    predict_logits,
-    soft_cross_entropy,
-    soft_targets,
-    to_input,
+from .freeze import train_mode, trainable_parameters
+from .loop import class_weights, images_to_tensor, lr_lambda, predict_logits, soft_targets, to_input
+from .losses import (
+    HardSampleReweighter,
+    class_activation_maps,
+    flip_consistency,
+    neighbour_matrix,
+    per_sample_loss,
+    prepare_targets,
+    weighted_mean,
 )
 from .report import write_history
 
@@ -64,7 +66,22 @@ def load_splits(cfg: TrainConfig) -> tuple[FaceArray, FaceArray]:
         val = load_dataset(cfg.val_data, None if Path(cfg.val_data).is_dir() else "val", **kw)
     else:
         val = load_dataset(cfg.data, "val", **kw)
+    if cfg.extra_data:
+        from ..data.dataset import split_if_present
+        extra = load_dataset(cfg.extra_data, split_if_present(cfg.extra_data, "train"), **kw)
+        log.info("extra training data %s: %d faces %s", cfg.extra_data, len(extra), extra.counts())
+        train = concat(train, extra)
     return train, val
+
+
+def concat(a: FaceArray, b: FaceArray) -> FaceArray:
+    soft = None
+    if a.soft is not None or b.soft is not None:
+        k = len(a.classes)
+        oh = lambda d: d.soft if d.soft is not None else np.eye(k, dtype=np.float32)[d.labels]  # noqa: E731
+        soft = np.concatenate([oh(a), oh(b)])
+    return FaceArray(np.concatenate([a.images, b.images]), np.concatenate([a.labels, b.labels]),
+                     list(a.classes), a.paths + b.paths, soft)
 
 
 class Trainer:
@@ -86,10 +103,23 @@ class Trainer:
         train, val = self.splits or load_splits(cfg)
         log.info("train %d faces %s; val %d", len(train), train.counts(), len(val))
         k = len(train.classes)
-        model = self._model(k)
+        model = self._model(train.classes)
         if self.init_state is not None:
             model.load_state_dict(self.init_state)
+        elif cfg.init_from:
+            ck = checkpoint.load(cfg.init_from)
+            if ck["classes"] != train.classes:
+                raise ConfigError(f"{cfg.init_from}: classes {ck['classes']} differ from the "
+                                  f"training classes {train.classes}")
+            model.load_state_dict(ck["model"])
         mcfg = model.config
+        self.neighbours = None
+        if cfg.loss == "semantic_smooth":
+            from ..semantic import label_vectors
+            self.neighbours = neighbour_matrix(label_vectors(train.classes), cfg.semantic_alpha,
+                                               cfg.semantic_tau)
+        self.reweighter = HardSampleReweighter(len(train), cfg.reweight, cfg.reweight_weight,
+                                               cfg.reweight_warmup) if cfg.reweight else None
         xtr, xva = images_to_tensor(train.images), images_to_tensor(val.images)
         targets = self._targets(train, xtr, mcfg)
         weights = class_weights(train.labels, k, cfg.balance_power) \
@@ -117,6 +147,8 @@ class Trainer:
             opt.load_state_dict(ck["optimizer"])
             sched.load_state_dict(ck["scheduler"])
             state = ck["state"]
+            if self.reweighter is not None:
+                self.reweighter.load(ck["reweighter"])
             log.info("resumed from %s at epoch %d", last, state["epoch"])
         write_json(self.out / "config.json", cfg.to_dict())
         base = {"model_config": mcfg.to_dict(), "classes": train.classes,
@@ -125,6 +157,7 @@ class Trainer:
             t0 = time.time()
             tr_loss, tr_acc = self._epoch(model, opt, sched, xtr, train.labels, targets,
                                           weights, steps, epoch, mcfg)
+            n_low = self.reweighter.end_epoch() if self.reweighter else 0
             rep = self._validate(model, xva, val, mcfg)
             dt = time.time() - t0
             state["elapsed"] += dt
@@ -133,6 +166,8 @@ class Trainer:
                    "val_loss": rep["nll"], "val_acc": rep["accuracy"],
                    "val_macro_f1": rep["macro_f1"], "lr": opt.param_groups[0]["lr"],
                    "seconds": dt, "images_per_s": steps * cfg.batch_size / dt}
+            if self.reweighter:
+                row["downweighted"] = n_low
             state["history"].append(row)
             log.info("epoch %d/%d loss %.3f train %.3f val %.4f f1 %.4f (%.0fs)", epoch + 1,
                      cfg.epochs, tr_loss, tr_acc, rep["accuracy"], rep["macro_f1"], dt)
@@ -145,8 +180,11 @@ class Trainer:
                 state["stale"] += 1
             checkpoint.save(last, {**base, "model": model.state_dict(),
                                    "optimizer": opt.state_dict(),
-                                   "scheduler": sched.state_dict(), "state": state})
+                                   "scheduler": sched.state_dict(), "state": state,
+                                   "reweighter": self.reweighter.state() if self.reweighter else None})
             write_history(self.out, state["history"])
+            if self.reweighter:
+                write_downweighted(self.out / "downweighted.csv", self.reweighter, train)
             if cfg.patience and state["stale"] >= cfg.patience:
                 log.info("early stop: no improvement for %d epochs", cfg.patience)
                 break
@@ -159,21 +197,30 @@ class Trainer:
         return TrainResult(self.out, state["best_epoch"], state["best"], best["val_report"],
                            state["elapsed"])
 
-    def _model(self, k: int):
+    def _model(self, classes):
         cfg = self.cfg
         kw = {"norm": cfg.norm, "dropout": cfg.dropout}
         if cfg.width:
             kw["width"] = cfg.width
+        vectors = None
+        if cfg.loss == "semantic":
+            from ..semantic import label_vectors
+            vectors = label_vectors(classes)
+            kw.update(semantic_dim=vectors.shape[1], semantic_scale=cfg.semantic_scale)
         torch.manual_seed(cfg.seed)
-        model = create_model(cfg.model, k, cfg.channels, **kw).to(cfg.device)
+        model = create_model(cfg.model, len(classes), cfg.channels, **kw)
+        if vectors is not None:
+            model.label_vectors.copy_(torch.from_numpy(vectors))
+        model = model.to(cfg.device)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         return model
 
     def _optimizer(self, model):
         cfg = self.cfg
-        decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-        no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+        params = trainable_parameters(model, cfg.trainable)
+        decay = [p for p in params if p.ndim > 1]
+        no_decay = [p for p in params if p.ndim <= 1]
         groups = [{"params": decay, "weight_decay": cfg.weight_decay},
                   {"params": no_decay, "weight_decay": 0.0}]
         if cfg.optimizer == "sgd":
@@ -200,7 +247,7 @@ class Trainer:
 
     def _epoch(self, model, opt, sched, xtr, labels, targets, weights, steps, epoch, mcfg):
         cfg = self.cfg
-        model.train()
+        train_mode(model, cfg.trainable)
         g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
         torch.manual_seed(cfg.seed * 1000 + epoch)      # dropout: resumable per epoch
         rng = np.random.default_rng(cfg.seed * 1000 + epoch)
@@ -212,33 +259,69 @@ class Trainer:
         bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", self.progress)
         loss_sum, correct, seen = 0.0, 0, 0
         for s in range(steps):
-            idx = torch.from_numpy(order[s * cfg.batch_size:(s + 1) * cfg.batch_size])
+            idx_np = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+            idx = torch.from_numpy(idx_np)
             x = augment(to_input(xtr[idx], mcfg.mean, mcfg.std), cfg.augment, g)
-            x, t = mix(x, targets[idx], cfg.augment, g)
-            x = x.to(cfg.device)
-            if cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(cfg.device.split(":")[0], dtype=torch.bfloat16,
-                                enabled=cfg.bf16):
-                logits = model(x)
-            loss = soft_cross_entropy(logits, t.to(cfg.device), weights, cfg.label_smoothing)
+            t = prepare_targets(targets[idx], cfg.loss, g, self.neighbours)
+            x, t = mix(x, t, cfg.augment, g)
+            x, t = x.to(cfg.device), t.to(cfg.device)
+            logits, extra = self._forward(model, x)
+            per = per_sample_loss(logits, t, cfg.loss, smoothing=cfg.label_smoothing,
+                                  scale=cfg.semantic_scale)
+            sw = None
+            if self.reweighter is not None:
+                self.reweighter.update(idx_np, per.detach().cpu().numpy())
+                sw = self.reweighter.weights(idx_np)
+            loss = weighted_mean(per, t, weights, sw) + extra
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             loss_sum += loss.item() * len(idx)
-            correct += int((logits.argmax(1).cpu() == t.argmax(1)).sum())
+            correct += int((logits.argmax(1).cpu() == t.argmax(1).cpu()).sum())
             seen += len(idx)
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
         bar.close()
         return loss_sum / max(seen, 1), correct / max(seen, 1)
 
+    def _forward(self, model, x):
+        """Logits, plus the attention-consistency term when it is on (the flipped batch
+        goes through the same forward pass)."""
+        cfg = self.cfg
+        lam = cfg.attention_consistency
+        if lam:
+            x = torch.cat([x, x.flip(3)])
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(cfg.device.split(":")[0], dtype=torch.bfloat16, enabled=cfg.bf16):
+            if not lam:
+                return model(x), 0.0
+            fmap = model.features(x)
+            logits = model.project(model.head(model.dropout(torch.flatten(model.pool(fmap), 1))))
+        b = len(x) // 2
+        cams = class_activation_maps(fmap, model.class_weights())
+        return logits[:b], lam * flip_consistency(cams[:b], cams[b:])
+
     def _validate(self, model, xva, val: FaceArray, mcfg) -> dict:
         logits = predict_logits(model, xva, mcfg.mean, mcfg.std, tta=self.cfg.val_tta,
                                 device=self.cfg.device, channels_last=self.cfg.channels_last)
         probs = torch.softmax(logits, 1).numpy()
         return classification_report(probs, val.labels, val.classes)
+
+
+def write_downweighted(path: Path, rw: HardSampleReweighter, train: FaceArray) -> None:
+    """The faces the reweighter currently down-weights, hardest first."""
+    import csv
+
+    from ..io import atomic_path
+    idx = np.nonzero(rw.low)[0]
+    idx = idx[np.argsort(-rw.ema[idx])]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "label", "loss_ema"])
+        for i in idx:
+            w.writerow([train.paths[i], train.classes[train.labels[i]], f"{rw.ema[i]:.4f}"])
 
 
 def _progress(total, desc, enabled):

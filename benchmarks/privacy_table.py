@@ -1,0 +1,132 @@
+"""Issue 4's table: FER2013 val accuracy at epsilon = 1, 3, 8 and non-private, for DP-SGD
+from scratch and for the two-stage recipe, with time per epoch, and the membership-
+inference audit (loss threshold + offline LiRA with shadow models) of every model.
+
+Train is split in two stratified, seeded halves: a "public" half (stage one of the
+two-stage recipe, and the shadow models' reference set) and a "private" half (what every
+row trains on privately; members for the audit). Non-members: FER2013 val.
+Every run is kept under --work and skipped when its summary exists, so the script resumes.
+
+    python benchmarks/privacy_table.py [--work runs/privacy]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import ROOT, SHARED, write_result
+
+sys.path.insert(0, str(ROOT / "src"))
+
+AUG = {"rotate": 10.0, "scale": 0.1, "shift": 0.1, "erase_p": 0.25}
+
+
+def halves(labels: np.ndarray, seed: int):
+    rng = np.random.default_rng(seed)
+    a, b = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.nonzero(labels == c)[0])
+        a.append(idx[: len(idx) // 2])
+        b.append(idx[len(idx) // 2:])
+    return np.sort(np.concatenate(a)), np.sort(np.concatenate(b))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", default=str(ROOT / "runs" / "privacy"))
+    ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--epochs", type=int, default=15, help="non-private runs from scratch")
+    ap.add_argument("--dp-epochs", type=int, default=6, help="DP-SGD from scratch")
+    ap.add_argument("--ft-epochs", type=int, default=4, help="stage two (DP or not)")
+    ap.add_argument("--trainable", default="last-block", choices=["all", "last-block", "head"])
+    ap.add_argument("--epsilons", type=float, nargs="+", default=[1.0, 3.0, 8.0])
+    ap.add_argument("--audit-n", type=int, default=2000)
+    ap.add_argument("--shadows", type=int, default=4)
+    args = ap.parse_args()
+
+    import logging
+
+    from ferkit.audit import audit_arrays
+    from ferkit.data import load_dataset
+    from ferkit.train.config import TrainConfig
+    from ferkit.train.private import DPConfig, train_private
+    from ferkit.train.trainer import Trainer
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    work = Path(args.work)
+    data = SHARED / "datasets" / "fer2013"
+    train = load_dataset(data, "train", size=48, channels=1)
+    val = load_dataset(data, "val", size=48, channels=1)
+    pub_idx, priv_idx = halves(train.labels, seed=0)
+    public, private = train.subset(pub_idx), train.subset(priv_idx)
+    base = {"data": str(data), "model": "resnet_fast", "width": args.width, "norm": "group",
+            "batch_size": 256, "lr": 2e-3, "augment": AUG, "threads": 2, "seed": 0}
+
+    def run_np(name, split, **kw):
+        out = work / name
+        if not (out / "summary.json").exists():
+            Trainer(TrainConfig.from_dict({**base, **kw}), out, splits=(split, val),
+                    progress=False).fit()
+        return out
+
+    def run_dp(name, eps, epochs, **dpkw):
+        out = work / name
+        if not (out / "summary.json").exists():
+            cfg = TrainConfig.from_dict({**base, "epochs": epochs, "batch_size": 512,
+                                         "lr": 2e-3 if dpkw.get("trainable", "all") == "all" else 1e-3,
+                                         "label_smoothing": 0.0})
+            train_private(cfg, DPConfig(epsilon=eps, physical_batch=256, **dpkw), out,
+                          progress=False, splits=(private, val))
+        return out
+
+    rows = []
+    t0 = time.time()
+    pub = run_np("public_stage1", public, epochs=args.epochs)
+    plan = [("non-private", "scratch", lambda: run_np("np_scratch", private, epochs=args.epochs)),
+            ("non-private", "two-stage", lambda: run_np(
+                "np_two_stage", private, epochs=args.ft_epochs, lr=1e-3, warmup_epochs=0.0,
+                init_from=str(pub / "best.pt"), trainable=args.trainable))]
+    for eps in args.epsilons:
+        plan.append((eps, "scratch", lambda e=eps: run_dp(f"dp_scratch_eps{e:g}", e, args.dp_epochs)))
+        plan.append((eps, "two-stage", lambda e=eps: run_dp(
+            f"dp_two_stage_eps{e:g}", e, args.ft_epochs, trainable=args.trainable,
+            init_from=str(pub / "best.pt"))))
+    shadow_recipe = {"norm": "group", "width": args.width, "epochs": args.epochs,
+                     "augment": AUG, "batch_size": 256}
+    for eps, recipe, fn in plan:
+        out = fn()
+        s = json.loads((out / "summary.json").read_text())
+        hist = json.loads((out / "history.json").read_text())
+        audit = audit_arrays(out / "best.pt", private, val, n=args.audit_n, seed=0,
+                             reference=public, shadow_models=args.shadows,
+                             shadow_recipe=shadow_recipe, workdir=work / "shadows",
+                             plots=out / "audit")
+        row = {"epsilon": eps, "recipe": recipe, "run": out.name,
+               "val_accuracy": s["val_report"]["accuracy"], "val_macro_f1": s["val_report"]["macro_f1"],
+               "epochs": len(hist), "seconds_per_epoch": float(np.median([h["seconds"] for h in hist])),
+               "epsilon_spent": (s.get("privacy") or {}).get("epsilon"),
+               "delta": (s.get("privacy") or {}).get("delta"),
+               "noise_multiplier": (s.get("privacy") or {}).get("noise_multiplier"),
+               "audit": {k: {m: v[m] for m in ("auc", "accuracy", "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr")}
+                         for k, v in audit["attacks"].items()},
+               "member_accuracy": audit["member_accuracy"],
+               "non_member_accuracy": audit["non_member_accuracy"],
+               "dp_bound_auc": (audit.get("dp_bound") or {}).get("auc_max")}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    pub_s = json.loads((pub / "summary.json").read_text())
+    write_result("privacy_table", {
+        "setup": {"model": f"resnet_fast w{args.width} GroupNorm", "public_half": len(public),
+                  "private_half": len(private), "val": len(val), "trainable_stage_two": args.trainable,
+                  "epochs_scratch": args.epochs, "epochs_dp_scratch": args.dp_epochs,
+                  "epochs_stage_two": args.ft_epochs, "audit_n": args.audit_n,
+                  "shadow_models": args.shadows, "threads": 2},
+        "stage_one_val_accuracy": pub_s["val_report"]["accuracy"],
+        "rows": rows, "wall_seconds": time.time() - t0})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Subcommands for explanations and synthetic faces: `ferkit explain`, `ferkit gan train`,
+`ferkit gan sample` (registered by cli.build_parser)."""
+from __future__ import annotations
+
+import json
+
+from .errors import FerkitError
+
+
+def add_explain(sub) -> None:
+    p = sub.add_parser("explain", help="Grad-CAM heat maps on the faces of photos",
+                       description="Detect and align every face, classify it and draw "
+                       "Grad-CAM heat maps for the predicted class and any --classes.")
+    p.add_argument("inputs", nargs="+", help="images or folders ('-' reads paths from stdin)")
+    p.add_argument("--model", default=None,
+                   help="shipped name (uses its PyTorch checkpoint) or a .pt checkpoint")
+    p.add_argument("--out", required=True, help="folder for PNG strips, grid.png, explain.json")
+    p.add_argument("--classes", default="", help="also explain these classes, e.g. happy,sad")
+    p.add_argument("--detector", choices=["yunet", "haar", "none"], default="yunet",
+                   help="none: inputs are already face crops")
+    p.add_argument("--threads", type=int, default=2)
+
+
+def cmd_explain(a) -> int:
+    from .explain import explain
+    rep = explain(a.inputs, a.out, model=a.model, classes=a.classes.split(","),
+                  detector=a.detector, threads=a.threads)
+    for f in rep["faces"]:
+        print(f"{f['source']} face {f['face']}: {f['label']} -> {a.out}/{f['file']}")
+    for e in rep["errors"]:
+        print(f"skipped {e['source']}: {e['error']}")
+    if not rep["faces"]:
+        raise FerkitError("no face found in the inputs" + ("" if not rep["errors"] else
+                                                            f" ({len(rep['errors'])} bad file(s))"))
+    return 1 if rep["errors"] else 0
+
+
+def add_gan(sub) -> None:
+    p = sub.add_parser("gan", help="class-conditional face GAN: train, sample")
+    gs = p.add_subparsers(dest="gan_cmd", required=True)
+    t = gs.add_parser("train", help="train the conditional DCGAN on labelled 48 px faces")
+    t.add_argument("--data", required=True, help="labelled faces (folders, CSV, label file)")
+    t.add_argument("--out", required=True, help="run folder: checkpoints, samples/, history")
+    t.add_argument("--epochs", type=int, default=20)
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--width", type=int, default=64)
+    t.add_argument("--lr", type=float, default=2e-4)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--fid-model", default="default",
+                   help="classifier whose features score sample quality ('none' to skip)")
+    t.add_argument("--no-progress", action="store_true")
+    s = gs.add_parser("sample", help="write synthetic faces as OUT/<class>/*.png")
+    s.add_argument("--run", required=True, help="GAN run folder (or its .pt)")
+    s.add_argument("--per-class", type=int, required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--classes", default=None, help="only these classes (comma list)")
+    s.add_argument("--seed", type=int, default=0)
+
+
+def cmd_gan(a) -> int:
+    if a.gan_cmd == "train":
+        from .train.gan import GanConfig, train_gan
+        cfg = GanConfig(data=a.data, epochs=a.epochs, batch_size=a.batch_size, width=a.width,
+                        lr=a.lr, seed=a.seed, threads=a.threads,
+                        fid_model=None if a.fid_model == "none" else a.fid_model)
+        r = train_gan(cfg, a.out, progress=not a.no_progress)
+        print(json.dumps({k: r[k] for k in ("epochs", "best_frechet_distance")}, indent=2))
+        return 0
+    from .train.gan import sample_folder
+    if a.per_class < 1:
+        raise FerkitError("--per-class must be >= 1")
+    r = sample_folder(a.run, a.out, a.per_class, seed=a.seed,
+                      classes=a.classes.split(",") if a.classes else None)
+    print(json.dumps(r, indent=2))
+    return 0
