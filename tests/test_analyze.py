@@ -16,7 +16,8 @@ from ferkit.zoo import resolve
 MEDIA = SHARED / "media"
 VIDEO = MEDIA / "short_hamilton_clip.mp4"
 JSONL_KEYS = {"source", "frame", "time_s", "track_id", "x", "y", "w", "h", "det_score",
-              "landmarks", "label", "confidence", "negative_score", "probs"}
+              "landmarks", "label", "confidence", "negative_score", "entropy", "mutual_info",
+              "probs"}
 
 
 @pytest.fixture(scope="module")

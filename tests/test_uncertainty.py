@@ -87,3 +87,25 @@ def test_abstain_answers_uncertain(tmp_path):
     from ferkit.analysis.pipeline import AnalyzerConfig
     with pytest.raises(ConfigError, match="prob:THRESHOLD"):
         AnalyzerConfig.build(abstain="prob:x")
+
+
+def test_analyze_with_mc_dropout_reports_mutual_information(tmp_path, capsys):
+    import csv
+
+    from ferkit.cli import main
+    photo = str(SHARED / "media" / "obama_and_biden.jpg")
+    assert main(["analyze", photo, "--out", str(tmp_path / "a"), "--mc-dropout", "16",
+                 "--no-progress"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "a" / "faces.csv")))
+    assert len(rows) == 3
+    for r in rows:
+        assert float(r["mutual_info"]) > 0 and float(r["entropy"]) > 0
+        assert r["label"] != "uncertain"
+    assert main(["analyze", photo, "--out", str(tmp_path / "b"), "--mc-dropout", "16",
+                 "--abstain", "mi:0", "--no-progress"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "b" / "faces.csv")))
+    assert {r["label"] for r in rows} == {"uncertain"}
+    assert main(["analyze", photo, "--out", str(tmp_path / "c"), "--abstain", "mi:0.1"]) == 2
+    assert "needs --mc-dropout" in capsys.readouterr().err
+    plain = list(csv.DictReader(open(tmp_path / "a" / "faces.csv")))
+    assert plain[0]["mutual_info"] != ""

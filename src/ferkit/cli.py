@@ -231,8 +231,12 @@ def _add_analyze(sub):
     p.add_argument("--alert-min-seconds", type=float, default=2.0)
     p.add_argument("--timeline-bin", type=float, default=1.0, help="timeline bin (s)")
     p.add_argument("--max-pixels", type=float, default=60e6, help="refuse larger images")
-    p.add_argument("--abstain", default=None, metavar="prob:T|entropy:T",
-                   help="answer 'uncertain' below top probability T or above entropy T")
+    p.add_argument("--abstain", default=None, metavar="prob:T|entropy:T|mi:T",
+                   help="answer 'uncertain' below top probability T, above entropy T, or "
+                   "above MC-dropout mutual information T")
+    p.add_argument("--mc-dropout", type=int, default=0, metavar="T",
+                   help="T Monte-Carlo dropout passes per face: mean probabilities and "
+                   "mutual information (one backbone pass, T cheap head passes)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -255,7 +259,8 @@ def cmd_analyze(a) -> int:
                                score_threshold=a.score_threshold, min_face=a.min_face,
                                threads=a.threads, tta=None if a.tta is None else a.tta == "flip",
                                smooth=a.smooth, ema_alpha=a.ema_alpha,
-                               max_pixels=int(a.max_pixels), abstain=a.abstain)
+                               max_pixels=int(a.max_pixels), abstain=a.abstain,
+                               mc_dropout=a.mc_dropout)
     opts = RunOptions(Path(a.out), formats, a.annotate, a.blur_faces, a.save_crops, a.stride,
                       a.start, a.end, a.alert, a.alert_min_seconds, a.timeline_bin, a.show,
                       not a.no_progress, a.aggregate_only)

@@ -43,8 +43,16 @@ class FaceResult:
     classes: list[str]
     negative_score: float
     track_id: int | None = None
-    #: ("prob", t): answer "uncertain" below top probability t; ("entropy", t): above t nats
+    #: ("prob", t): answer "uncertain" below top probability t; ("entropy", t): above t nats;
+    #: ("mi", t): above t nats of MC-dropout mutual information (epistemic uncertainty)
     abstain: tuple[str, float] | None = None
+    #: MC-dropout mutual information of this face (None without --mc-dropout)
+    mutual_info: float | None = None
+
+    @property
+    def entropy(self) -> float:
+        p = np.clip(self.probs, 1e-12, None)
+        return float(-(p * np.log(p)).sum())
 
     @property
     def uncertain(self) -> bool:
@@ -53,8 +61,9 @@ class FaceResult:
         kind, t = self.abstain
         if kind == "prob":
             return float(np.max(self.probs)) < t
-        p = np.clip(self.probs, 1e-12, None)
-        return float(-(p * np.log(p)).sum()) > t
+        if kind == "mi":
+            return self.mutual_info is not None and self.mutual_info > t
+        return self.entropy > t
 
     @property
     def label(self) -> str:
@@ -73,6 +82,8 @@ class FaceResult:
                 if b.landmarks else None,
                 "label": self.label, "confidence": round(self.confidence, 4),
                 "negative_score": round(self.negative_score, 4),
+                "entropy": round(self.entropy, 4),
+                "mutual_info": None if self.mutual_info is None else round(self.mutual_info, 5),
                 "probs": {c: round(float(p), 4) for c, p in zip(self.classes, self.probs)}}
 
 

@@ -36,6 +36,7 @@ class AnalyzerConfig:
     scene_cut: float = 20.0           # thumbnail difference (0-255) that resets tracks; 0: off
     max_pixels: int = DEFAULT_MAX_PIXELS
     abstain: str | None = None        # "prob:0.4" or "entropy:1.2": answer "uncertain"
+    mc_dropout: int = 0               # T Monte-Carlo dropout passes (mean probs + mutual info)
     pipeline: bool = True             # videos: decode+detect in a second thread when threads >= 2
 
     @classmethod
@@ -60,9 +61,12 @@ class AnalyzerConfig:
             t = float(value)
         except ValueError:
             t = None
-        if kind not in ("prob", "entropy") or t is None:
-            raise ConfigError(f"--abstain {self.abstain!r}: use prob:THRESHOLD (e.g. prob:0.4) "
-                              f"or entropy:THRESHOLD (nats, e.g. entropy:1.2)")
+        if kind not in ("prob", "entropy", "mi") or t is None:
+            raise ConfigError(f"--abstain {self.abstain!r}: use prob:THRESHOLD (e.g. prob:0.4), "
+                              f"entropy:THRESHOLD (nats, e.g. entropy:1.2) or mi:THRESHOLD "
+                              f"(MC-dropout mutual information, needs --mc-dropout)")
+        if kind == "mi" and self.mc_dropout < 2:
+            raise ConfigError("--abstain mi:T needs --mc-dropout T (at least 2 passes)")
         return kind, t
 
 
@@ -156,16 +160,23 @@ class Analyzer:
         crops = [align_face(image, b, self.classifier.size, self.classifier.channels).image
                  for b in boxes]
         t2 = time.perf_counter()
-        probs = self.classifier.predict_proba(crops) if crops else np.zeros((0, len(self.classes)))
+        mi = [None] * len(crops)
+        if not crops:
+            probs = np.zeros((0, len(self.classes)))
+        elif self.config.mc_dropout >= 2:
+            st = self.classifier.predict_mc(crops, self.config.mc_dropout, seed=frame)
+            probs, mi = st["mean"], [float(v) for v in st["mutual_info"]]
+        else:
+            probs = self.classifier.predict_proba(crops)
         t3 = time.perf_counter()
         self.times.align += t2 - t1
         self.times.classify += t3 - t2
         self.times.frames += 1
         result = FrameResult(source or "<array>", frame, time_s, image.shape[1], image.shape[0])
-        for b, p in zip(boxes, probs):
+        for b, p, m in zip(boxes, probs, mi):
             result.faces.append(FaceResult(result.source, frame, time_s, b, p, self.classes,
                                            float(p[self.negative_idx].sum()),
-                                           abstain=self._abstain))
+                                           abstain=self._abstain, mutual_info=m))
         result.crops = crops  # aligned faces, kept only in memory for --save-crops
         return result
 

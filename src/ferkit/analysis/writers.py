@@ -15,7 +15,7 @@ from ..io import atomic_path, write_text
 from ..types import FaceBox, FrameResult
 
 FIELDS = ["source", "frame", "time_s", "track_id", "x", "y", "w", "h", "det_score",
-          "landmarks", "label", "confidence", "negative_score"]
+          "landmarks", "label", "confidence", "negative_score", "entropy", "mutual_info"]
 
 
 class FaceRowWriter:
