@@ -10,7 +10,7 @@ import logging
 import sys
 
 from . import __version__
-from .cli_tools import add_explain, add_gan, cmd_explain, cmd_gan
+from .cli_tools import add_explain, add_gan, add_temporal, cmd_explain, cmd_gan, cmd_temporal
 from .errors import FerkitError
 
 log = logging.getLogger("ferkit")
@@ -237,6 +237,9 @@ def _add_analyze(sub):
     p.add_argument("--mc-dropout", type=int, default=0, metavar="T",
                    help="T Monte-Carlo dropout passes per face: mean probabilities and "
                    "mutual information (one backbone pass, T cheap head passes)")
+    p.add_argument("--temporal", default=None, metavar="NPZ",
+                   help="videos: classify each track's last frames with this sequence head "
+                   "(from `ferkit temporal train`) instead of EMA smoothing")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -260,7 +263,7 @@ def cmd_analyze(a) -> int:
                                threads=a.threads, tta=None if a.tta is None else a.tta == "flip",
                                smooth=a.smooth, ema_alpha=a.ema_alpha,
                                max_pixels=int(a.max_pixels), abstain=a.abstain,
-                               mc_dropout=a.mc_dropout)
+                               mc_dropout=a.mc_dropout, temporal=a.temporal)
     opts = RunOptions(Path(a.out), formats, a.annotate, a.blur_faces, a.save_crops, a.stride,
                       a.start, a.end, a.alert, a.alert_min_seconds, a.timeline_bin, a.show,
                       not a.no_progress, a.aggregate_only)
@@ -315,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analyze(sub)
     add_explain(sub)
     add_gan(sub)
+    add_temporal(sub)
     _add_audit(sub)
     _add_pseudo(sub)
     p = sub.add_parser("preprocess", help="raw photos -> aligned face dataset")
@@ -378,7 +382,8 @@ OPTIONAL = {"torch": "training, export and audits need pip install 'ferkit[train
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export,
             "models": cmd_models, "analyze": cmd_analyze, "preprocess": cmd_preprocess,
             "privacy-audit": cmd_audit, "calibrate": cmd_calibrate,
-            "pseudo-label": cmd_pseudo, "explain": cmd_explain, "gan": cmd_gan}
+            "pseudo-label": cmd_pseudo, "explain": cmd_explain, "gan": cmd_gan,
+            "temporal": cmd_temporal}
 
 
 def main(argv=None) -> int:

@@ -74,3 +74,30 @@ def cmd_gan(a) -> int:
                       classes=a.classes.split(",") if a.classes else None)
     print(json.dumps(r, indent=2))
     return 0
+
+
+def add_temporal(sub) -> None:
+    p = sub.add_parser("temporal", help="video sequence head (GRU over per-frame features)")
+    ts = p.add_subparsers(dest="temporal_cmd", required=True)
+    t = ts.add_parser("train", help="train it on clips synthesised from labelled stills")
+    t.add_argument("--model", default="default", help="shipped name or .onnx it will run on")
+    t.add_argument("--data", required=True, help="labelled faces with train and val splits")
+    t.add_argument("--out", required=True, help="folder for temporal.npz and temporal.json")
+    t.add_argument("--window", type=int, default=8)
+    t.add_argument("--n-train", type=int, default=6000, help="training clips")
+    t.add_argument("--epochs", type=int, default=20)
+    t.add_argument("--hidden", type=int, default=64)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=2)
+
+
+def cmd_temporal(a) -> int:
+    from .train.temporal import train_temporal
+    if a.window < 2:
+        raise FerkitError("--window must be >= 2")
+    r = train_temporal(a.model, a.data, a.out, window=a.window, n_train=a.n_train,
+                       epochs=a.epochs, hidden=a.hidden, seed=a.seed, threads=a.threads)
+    print(json.dumps(r["val_accuracy"], indent=2))
+    print(f"wrote {a.out}/temporal.npz (use: ferkit analyze VIDEO --model {a.model} "
+          f"--temporal {a.out}/temporal.npz)")
+    return 0

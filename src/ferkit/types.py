@@ -99,6 +99,8 @@ class FrameResult:
     faces: list[FaceResult] = field(default_factory=list)
     #: aligned face crops, in memory only (written only with --save-crops)
     crops: list = field(default_factory=list, repr=False)
+    #: per-face embeddings, in memory only (for the temporal sequence head)
+    embeddings: list = field(default_factory=list, repr=False)
 
     @property
     def negative_score(self) -> float | None:

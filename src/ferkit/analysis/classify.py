@@ -89,6 +89,29 @@ class OnnxClassifier:
             outs.append(self.session.run(["embedding"], {self.input_name: chunk})[0])
         return np.concatenate(outs) if outs else np.zeros((0, 1), np.float32)
 
+    def predict_with_embeddings(self, faces, *, preprocessed: bool = False):
+        """(probabilities, embeddings) in one ONNX Runtime call per chunk; with flip TTA
+        both are averaged over the face and its mirror image."""
+        if "embedding" not in self.output_names:
+            raise ModelError(f"{self.ref.path}: exported without an embedding output; "
+                             f"re-export it with this ferkit")
+        x = faces if preprocessed else self.preprocess(faces)
+        zs, es = [], []
+        for i in range(0, len(x), self.batch_size):
+            chunk = x[i:i + self.batch_size]
+            n = len(chunk)
+            if self.tta:
+                chunk = np.concatenate([chunk, chunk[..., ::-1]])
+            z, e = self.session.run(["logits", "embedding"],
+                                    {self.input_name: np.ascontiguousarray(chunk)})
+            if self.tta:
+                z, e = (z[:n] + z[n:]) / 2, (e[:n] + e[n:]) / 2
+            zs.append(z)
+            es.append(e)
+        if not zs:
+            return np.zeros((0, len(self.classes)), np.float32), np.zeros((0, 1), np.float32)
+        return softmax(np.concatenate(zs) / self.temperature), np.concatenate(es)
+
     def predict_mc(self, faces, passes: int = 20, *, seed: int = 0,
                    preprocessed: bool = False) -> dict:
         """Monte-Carlo dropout: one backbone pass, ``passes`` stochastic head passes with

@@ -36,6 +36,7 @@ class AnalyzerConfig:
     scene_cut: float = 20.0           # thumbnail difference (0-255) that resets tracks; 0: off
     max_pixels: int = DEFAULT_MAX_PIXELS
     abstain: str | None = None        # "prob:0.4" or "entropy:1.2": answer "uncertain"
+    temporal: str | None = None       # GRU sequence head (.temporal.npz) for video tracks
     mc_dropout: int = 0               # T Monte-Carlo dropout passes (mean probs + mutual info)
     pipeline: bool = True             # videos: decode+detect in a second thread when threads >= 2
 
@@ -143,6 +144,14 @@ class Analyzer:
         self.negative_idx = negative_indices(self.classes)
         self.times = StageTimes()
         self._abstain = self.config.abstain_rule()
+        self.temporal = None
+        if c.temporal:
+            from .temporal import TemporalHead
+            if c.mc_dropout:
+                raise ConfigError("--temporal and --mc-dropout cannot be combined")
+            self.temporal = TemporalHead(c.temporal)
+            dim = self.classifier.session.get_outputs()[-1].shape[1]
+            self.temporal.check_model(self.classifier.ref.path, int(dim))
 
     def analyze_image(self, image: np.ndarray | str | Path, *, source: str | None = None,
                       frame: int = 0, time_s: float = 0.0) -> FrameResult:
@@ -163,6 +172,8 @@ class Analyzer:
         mi = [None] * len(crops)
         if not crops:
             probs = np.zeros((0, len(self.classes)))
+        elif self.temporal is not None:
+            probs, result_emb = self.classifier.predict_with_embeddings(crops)
         elif self.config.mc_dropout >= 2:
             st = self.classifier.predict_mc(crops, self.config.mc_dropout, seed=frame)
             probs, mi = st["mean"], [float(v) for v in st["mutual_info"]]
@@ -178,13 +189,15 @@ class Analyzer:
                                            float(p[self.negative_idx].sum()),
                                            abstain=self._abstain, mutual_info=m))
         result.crops = crops  # aligned faces, kept only in memory for --save-crops
+        if self.temporal is not None and crops:
+            result.embeddings = list(result_emb)
         return result
 
     def analyze_frames(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, FrameResult]]:
         """Frames of one video: per-frame results with track ids and smoothed probs."""
         c = self.config
         tracker = IoUTracker(c.iou_threshold, c.max_missed,
-                             c.ema_alpha if c.smooth == "ema" else 1.0,
+                             c.ema_alpha if c.smooth == "ema" and self.temporal is None else 1.0,
                              tuple(self.negative_idx))
         cut = SceneCut(c.scene_cut) if c.scene_cut > 0 else None
         detected = (_threaded(self._detect_stage(frames, cut)) if c.pipeline and c.threads >= 2
@@ -193,10 +206,20 @@ class Analyzer:
             for fr, boxes, is_cut in detected:
                 if is_cut:
                     tracker.reset()
-                res = self._classify(fr.image, boxes, fr.source, fr.index, fr.time_s)
-                yield fr, tracker.update(res)
+                res = tracker.update(self._classify(fr.image, boxes, fr.source, fr.index,
+                                                    fr.time_s))
+                if self.temporal is not None:
+                    self._sequence(res, tracker)
+                yield fr, res
         finally:
             detected.close()
+
+    def _sequence(self, res: FrameResult, tracker: IoUTracker) -> None:
+        """Replace each tracked face's probabilities by the GRU's over its last frames."""
+        for face, emb in zip(res.faces, res.embeddings):
+            face.probs = self.temporal.update(face.track_id, emb)
+            face.negative_score = float(face.probs[self.negative_idx].sum())
+        self.temporal.forget(tracker.active_ids())
 
     def _detect_stage(self, frames: Iterable[Frame], cut):
         for fr in frames:

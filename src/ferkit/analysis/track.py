@@ -73,6 +73,9 @@ class IoUTracker:
     _tracks: list[_Track] = field(default_factory=list)
     _next: int = 1
 
+    def active_ids(self) -> set[int]:
+        return {t.id for t in self._tracks}
+
     def reset(self) -> None:
         """Forget every open track (after a scene cut); ids keep counting up."""
         self._tracks = []
