@@ -212,3 +212,19 @@ def test_threaded_detection_reraises_errors_in_the_caller():
     an = Analyzer(model="fast", threads=2)
     with pytest.raises(RuntimeError, match="camera unplugged"):
         list(an.analyze_frames(frames()))
+
+
+def test_detect_every_reuses_boxes_between_detections():
+    an = Analyzer(model="fast", threads=1, detect_every=3)
+    res = list(an.analyze_video(str(VIDEO), end=1.0))
+    assert len(res) == 30 and an.times.frames == 30          # 30 fps video, 1 s
+    calls = []
+    det = an.detector.detect
+    an.detector.detect = lambda img: calls.append(1) or det(img)
+    list(an.analyze_video(str(VIDEO), end=1.0))
+    assert len(calls) == 10
+    for i in range(0, 27, 3):        # frames between detections carry the same boxes
+        if res[i].faces and res[i + 1].faces:
+            assert [f.box for f in res[i].faces] == [f.box for f in res[i + 1].faces]
+    with pytest.raises(ConfigError, match="detect_every"):
+        Analyzer(model="fast", detect_every=0)

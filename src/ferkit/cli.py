@@ -237,6 +237,8 @@ def _add_analyze(sub):
     p.add_argument("--mc-dropout", type=int, default=0, metavar="T",
                    help="T Monte-Carlo dropout passes per face: mean probabilities and "
                    "mutual information (one backbone pass, T cheap head passes)")
+    p.add_argument("--detect-every", type=int, default=1, metavar="N",
+                   help="videos: detect faces on every Nth frame, reuse boxes in between")
     p.add_argument("--temporal", default=None, metavar="NPZ",
                    help="videos: classify each track's last frames with this sequence head "
                    "(from `ferkit temporal train`) instead of EMA smoothing")
@@ -263,7 +265,8 @@ def cmd_analyze(a) -> int:
                                threads=a.threads, tta=None if a.tta is None else a.tta == "flip",
                                smooth=a.smooth, ema_alpha=a.ema_alpha,
                                max_pixels=int(a.max_pixels), abstain=a.abstain,
-                               mc_dropout=a.mc_dropout, temporal=a.temporal)
+                               mc_dropout=a.mc_dropout, temporal=a.temporal,
+                               detect_every=a.detect_every)
     opts = RunOptions(Path(a.out), formats, a.annotate, a.blur_faces, a.save_crops, a.stride,
                       a.start, a.end, a.alert, a.alert_min_seconds, a.timeline_bin, a.show,
                       not a.no_progress, a.aggregate_only)

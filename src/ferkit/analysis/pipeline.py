@@ -38,6 +38,8 @@ class AnalyzerConfig:
     abstain: str | None = None        # "prob:0.4" or "entropy:1.2": answer "uncertain"
     temporal: str | None = None       # GRU sequence head (.temporal.npz) for video tracks
     mc_dropout: int = 0               # T Monte-Carlo dropout passes (mean probs + mutual info)
+    detect_every: int = 1             # videos: run the detector on every Nth frame only; frames
+                                      # between reuse the last boxes (reset at scene cuts)
     pipeline: bool = True             # videos: decode+detect in a second thread when threads >= 2
 
     @classmethod
@@ -51,6 +53,8 @@ class AnalyzerConfig:
             raise ConfigError("smooth must be ema or none")
         if not 0 < cfg.ema_alpha <= 1:
             raise ConfigError("ema_alpha must be in (0, 1]")
+        if cfg.detect_every < 1:
+            raise ConfigError("detect_every must be >= 1")
         cfg.abstain_rule()
         return cfg
 
@@ -222,12 +226,16 @@ class Analyzer:
         self.temporal.forget(tracker.active_ids())
 
     def _detect_stage(self, frames: Iterable[Frame], cut):
+        every, last, n = max(1, self.config.detect_every), None, 0
         for fr in frames:
             is_cut = cut is not None and cut(fr.image)
-            t0 = time.perf_counter()
-            boxes = self.detector.detect(fr.image)
-            self.times.detect += time.perf_counter() - t0
-            yield fr, boxes, is_cut
+            if last is None or is_cut or n % every == 0:
+                t0 = time.perf_counter()
+                last = self.detector.detect(fr.image)
+                self.times.detect += time.perf_counter() - t0
+                n = 0
+            n += 1
+            yield fr, last, is_cut
 
     def analyze_video(self, source: str | int, *, stride: int = 1, start: float = 0.0,
                       end: float | None = None) -> Iterator[FrameResult]:
