@@ -1,6 +1,7 @@
 """Analysis pipeline speed on short_hamilton_clip.mp4 (640x360, 275 frames): per-stage
 milliseconds per frame (decode, detect, align, classify, track, write) and end-to-end
-frames/s, with 1 and 2 threads, each the median of 3 full passes.
+frames/s, each the median of 3 full passes, for: 1 thread; 2 threads sequential; 2 threads
+with decode+detect in a second thread (the default); and that plus --detect-every 2.
 
     python benchmarks/analyze_speed.py [--model default]
 """
@@ -18,14 +19,22 @@ from _common import ROOT, SHARED, write_result
 sys.path.insert(0, str(ROOT / "src"))
 
 
-def one_pass(model: str, threads: int) -> dict:
+CONFIGS = [
+    {"threads": 1, "pipeline": False},
+    {"threads": 2, "pipeline": False},
+    {"threads": 2, "pipeline": True},
+    {"threads": 2, "pipeline": True, "detect_every": 2},
+]
+
+
+def one_pass(model: str, threads: int, **opts) -> dict:
     import cv2
 
     from ferkit.analysis.media import video_frames
     from ferkit.analysis.pipeline import Analyzer
     from ferkit.analysis.writers import FaceRowWriter
     cv2.setNumThreads(threads)
-    an = Analyzer(model=model, threads=threads)
+    an = Analyzer(model=model, threads=threads, **opts)
     with tempfile.TemporaryDirectory() as tmp:
         rows = FaceRowWriter(Path(tmp), an.classes)
         frames = video_frames(str(SHARED / "media" / "short_hamilton_clip.mp4"))
@@ -54,10 +63,12 @@ def one_pass(model: str, threads: int) -> dict:
         total = time.perf_counter() - t_all
     st = an.times
     ms = lambda s: 1000 * s / n
-    track = total - decode - write - st.detect - st.align - st.classify
+    overlapped = opts.get("pipeline", True) and threads >= 2   # stages overlap: busy times
+    track = None if overlapped else total - decode - write - st.detect - st.align - st.classify
     return {"frames": n, "faces": faces, "fps": n / total,
+            "stages_overlap": overlapped,
             "ms_per_frame": {"decode": ms(decode), "detect": ms(st.detect), "align": ms(st.align),
-                             "classify": ms(st.classify), "track_other": ms(track),
+                             "classify": ms(st.classify), "track_other": None if track is None else ms(track),
                              "write": ms(write), "total": ms(total)}}
 
 
@@ -67,12 +78,13 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     rows = []
-    for threads in (1, 2):
-        runs = [one_pass(args.model, threads) for _ in range(args.repeats)]
+    for conf in CONFIGS:
+        runs = [one_pass(args.model, **conf) for _ in range(args.repeats)]
         med = sorted(runs, key=lambda r: r["fps"])[len(runs) // 2]
         med["fps_all_runs"] = [r["fps"] for r in runs]
         med["fps_median"] = statistics.median(r["fps"] for r in runs)
-        med["threads"] = threads
+        med["config"] = conf
+        med["threads"] = conf["threads"]
         rows.append(med)
         print(med, flush=True)
     write_result(f"analyze_speed_{args.model}", {"video": "short_hamilton_clip.mp4",
