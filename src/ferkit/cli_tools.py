@@ -92,7 +92,7 @@ def add_temporal(sub) -> None:
 
 
 def cmd_temporal(a) -> int:
-    from .train.temporal import train_temporal
+    from .sequence import train_temporal
     if a.window < 2:
         raise FerkitError("--window must be >= 2")
     r = train_temporal(a.model, a.data, a.out, window=a.window, n_train=a.n_train,

@@ -15,26 +15,10 @@ import cv2
 import numpy as np
 
 from .errors import ConfigError, ModelError
+from .train.checkpoint import load_model as load_torch_model
 
 log = logging.getLogger(__name__)
 TILE = 144
-
-
-def load_torch_model(model: str | Path | None):
-    """(network, classes, model_config) from a .pt checkpoint or a shipped model's checkpoint."""
-    from .train import checkpoint
-    p = Path(str(model)) if model else None
-    if p is not None and p.suffix == ".pt":
-        ck = checkpoint.load(p)
-    else:
-        from .zoo import resolve
-        ref = resolve(model)
-        name = ref.card.get("checkpoint")
-        if not name or not (ref.path.parent / name).is_file():
-            raise ModelError(f"{ref.path}: no PyTorch checkpoint beside it; Grad-CAM needs "
-                             f"gradients: give --model RUN/best.pt")
-        ck = checkpoint.load(ref.path.parent / name)
-    return checkpoint.build_from_checkpoint(ck), list(ck["classes"]), ck["model_config"]
 
 
 def target_layer(model):

@@ -55,3 +55,20 @@ def load_raw(path: str | Path, required: tuple[str, ...] = ()) -> dict:
     if missing:
         raise ModelError(f"{p}: not the expected checkpoint (missing {', '.join(missing)})")
     return ck
+
+
+def load_model(model: str | Path | None):
+    """(network, classes, model_config) from a .pt checkpoint, or from the PyTorch
+    checkpoint shipped beside a model (shipped name or .onnx path, per its card)."""
+    p = Path(str(model)) if model else None
+    if p is not None and p.suffix == ".pt":
+        ck = load(p)
+    else:
+        from ..zoo import resolve
+        ref = resolve(model)
+        name = ref.card.get("checkpoint")
+        if not name or not (ref.path.parent / name).is_file():
+            raise ModelError(f"{ref.path}: no PyTorch checkpoint beside it; give a .pt "
+                             f"checkpoint (e.g. RUN/best.pt)")
+        ck = load(ref.path.parent / name)
+    return build_from_checkpoint(ck), list(ck["classes"]), ck["model_config"]

@@ -56,8 +56,8 @@ class _Embedder:
     """Our classifier's pooled features of uint8 faces, for the Frechet distance."""
 
     def __init__(self, path: str | Path | None):
-        from ..explain import load_torch_model
-        self.net, _, self.mc = load_torch_model(path)
+        from .checkpoint import load_model
+        self.net, _, self.mc = load_model(path)
 
     @torch.no_grad()
     def __call__(self, u8: torch.Tensor) -> np.ndarray:
@@ -82,10 +82,20 @@ def generate(gen: Generator, labels: np.ndarray, seed: int, batch: int = 512) ->
     return torch.cat(out) if out else torch.zeros(0, 1, 48, 48, dtype=torch.uint8)
 
 
+def write_png(path: Path, image: np.ndarray) -> None:
+    import cv2
+
+    from ..io import atomic_path
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise OSError(f"{path}: OpenCV cannot encode the image")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.tobytes())
+
+
 def sample_grid(gen: Generator, classes: list[str], path: Path, per_class: int = 8) -> None:
     import cv2
 
-    from ..analysis.writers import write_image
     labels = np.repeat(np.arange(len(classes)), per_class)
     imgs = generate(gen, labels, seed=123).numpy()[:, 0]
     rows = []
@@ -95,7 +105,7 @@ def sample_grid(gen: Generator, classes: list[str], path: Path, per_class: int =
         label = np.zeros((row.shape[0], 110), np.uint8)
         cv2.putText(label, name, (4, row.shape[0] // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 255, 1)
         rows.append(np.hstack([label, row]))
-    write_image(path, np.vstack(rows))
+    write_png(path, np.vstack(rows))
 
 
 def train_gan(cfg: GanConfig, out_dir: str | Path, *, progress: bool = True) -> dict:
@@ -182,7 +192,6 @@ def load_generator(run: str | Path) -> tuple[Generator, list[str]]:
 def sample_folder(run: str | Path, out_dir: str | Path, per_class: int, *, seed: int = 0,
                   classes: list[str] | None = None) -> dict:
     """Write ``per_class`` synthetic faces per class as OUT/<class>/gan_#####.png."""
-    from ..analysis.writers import write_image
     gen, names = load_generator(run)
     want = classes or names
     bad = [c for c in want if c not in names]
@@ -193,6 +202,6 @@ def sample_folder(run: str | Path, out_dir: str | Path, per_class: int, *, seed:
     for c in want:
         imgs = generate(gen, np.full(per_class, names.index(c)), seed=seed + names.index(c))
         for i, im in enumerate(imgs.numpy()[:, 0]):
-            write_image(out / c / f"gan_{i:05d}.png", im)
+            write_png(out / c / f"gan_{i:05d}.png", im)
         counts[c] = per_class
     return {"out": str(out), "per_class": counts}

@@ -5,7 +5,8 @@ There is no labelled video data here, so the sequences are built from labelled s
 face becomes a short clip of ``window`` frames whose pose, scale, position, brightness and
 noise drift as a smooth random walk (what a face does between video frames). The report
 compares, on val clips built the same way: the last frame alone, EMA smoothing, the window
-mean, and the GRU."""
+mean, and the GRU. (A top-level module like evaluate.py: it trains on the embeddings of the
+exported ONNX model, exactly as the analysis path computes them.)"""
 from __future__ import annotations
 
 import hashlib
@@ -18,11 +19,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data import load_dataset
-from ..data.dataset import split_if_present
-from ..io import atomic_path, write_json
-from ..labels import ClassSpec
-from ..models.temporal import TemporalNet
+from .data import load_dataset
+from .data.dataset import split_if_present
+from .io import atomic_path, write_json
+from .labels import ClassSpec
+from .models.temporal import TemporalNet
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def ema(probs: np.ndarray, alpha: float) -> np.ndarray:
 def train_temporal(model, data: str | Path, out_dir: str | Path, *, window: int = 8,
                    n_train: int = 6000, epochs: int = 20, hidden: int = 64, seed: int = 0,
                    threads: int = 2) -> dict:
-    from ..analysis.classify import OnnxClassifier
+    from .analysis.classify import OnnxClassifier
     t0 = time.time()
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
