@@ -43,14 +43,24 @@ def bench_table():
         a = load(f"analyze_speed_{model}")
         if a:
             out.append(f"Analysis of short_hamilton_clip.mp4 (640x360, 275 frames) with `{model}`:\n")
-            out.append("| threads | frames/s | decode | detect | align | classify | track+other | write | ms/frame |")
+            out.append("| configuration | frames/s | decode | detect | align | classify | track+other "
+                       "| write | ms/frame |")
             out.append("|---|---|---|---|---|---|---|---|---|")
             for r in a["rows"]:
                 m = r["ms_per_frame"]
-                out.append(f"| {r['threads']} | {r['fps_median']:.1f} | {m['decode']:.2f} | "
+                c = r.get("config", {"threads": r["threads"]})
+                name = f"{c['threads']} thread{'s' if c['threads'] > 1 else ''}"
+                if c["threads"] > 1:
+                    name += ", threaded detection" if c.get("pipeline", True) else ", sequential"
+                if c.get("detect_every", 1) > 1:
+                    name += f", detect every {c['detect_every']}"
+                track = "overlapped" if m.get("track_other") is None else f"{m['track_other']:.2f}"
+                out.append(f"| {name} | {r['fps_median']:.1f} | {m['decode']:.2f} | "
                            f"{m['detect']:.2f} | {m['align']:.2f} | {m['classify']:.2f} | "
-                           f"{m['track_other']:.2f} | {m['write']:.2f} | {m['total']:.2f} |")
+                           f"{track} | {m['write']:.2f} | {m['total']:.2f} |")
             out.append("")
+            out.append("(With threaded detection the stage columns are busy time per frame; "
+                       "the stages overlap.)\n")
     v = load("vs_fer")
     if v:
         fk, fr = v["ferkit"], v["fer"]
@@ -87,7 +97,64 @@ def bench_table():
             out.append(f"| {k} | {d['epochs']} | {d['best_val_acc']:.4f} | {d['total_seconds']:.0f} | "
                        f"{d['median_train_images_per_s']:.0f} | "
                        f"{'epoch %d after %.0f s' % (r['epoch'], r['seconds']) if r else 'not reached'} |")
-    return "\n".join(out)
+    return "\n".join(out + research_tables())
+
+
+def research_tables() -> list[str]:
+    out = []
+    p = load("privacy_table")
+    if p:
+        st = p["setup"]
+        out.append(f"\nPrivacy on FER2013 halves ({st['model']}; public {st['public_half']} / private "
+                   f"{st['private_half']} faces; stage two trains `{st['trainable_stage_two']}`; "
+                   f"audit: {st['audit_n']} members vs {st['audit_n']} val non-members, "
+                   f"{st['shadow_models']} shadow models):\n")
+        out.append("| ε | recipe | val acc | macro-F1 | s/epoch | loss-attack AUC | LiRA AUC | "
+                   "LiRA TPR@1%FPR | ε bound on AUC |")
+        out.append("|---|---|---|---|---|---|---|---|---|")
+        for r in p["rows"]:
+            a = r["audit"]
+            lira = a.get("shadow_lira", {})
+            out.append(f"| {r['epsilon']} | {r['recipe']} | {r['val_accuracy']:.4f} | "
+                       f"{r.get('val_macro_f1') or float('nan'):.4f} | "
+                       f"{r.get('seconds_per_epoch') or float('nan'):.0f} | "
+                       f"{a['loss_threshold']['auc']:.4f} | {lira.get('auc', float('nan')):.4f} | "
+                       f"{lira.get('tpr_at_1pct_fpr', float('nan')):.4f} | "
+                       f"{r['dp_bound_auc']:.3f} |" if r.get("dp_bound_auc") else
+                       f"| {r['epsilon']} | {r['recipe']} | {r['val_accuracy']:.4f} | "
+                       f"{r.get('val_macro_f1') or float('nan'):.4f} | "
+                       f"{r.get('seconds_per_epoch') or float('nan'):.0f} | "
+                       f"{a['loss_threshold']['auc']:.4f} | {lira.get('auc', float('nan')):.4f} | "
+                       f"{lira.get('tpr_at_1pct_fpr', float('nan')):.4f} | - |")
+    s = load("semi_supervised")
+    if s:
+        a, c = s["a_supervised_10pct"], s["c_supervised_100pct"]
+        out.append(f"\nSemi-supervised (10% labelled = {s['setup']['labelled']} faces; val accuracy): "
+                   f"(a) 10% supervised {a['val_accuracy']:.4f}, (c) 100% supervised "
+                   f"{c['val_accuracy']:.4f}.\n")
+        out.append("| threshold | round | faces taken | purity | val acc | gap closed |")
+        out.append("|---|---|---|---|---|---|")
+        gap = c["val_accuracy"] - a["val_accuracy"]
+        for run in s["b_pseudo_label"]:
+            for r in run["rounds"]:
+                out.append(f"| {run['config']['threshold']} | {r['round']} | {r['selected']} | "
+                           f"{r['purity']:.3f} | {r['val_accuracy']:.4f} | "
+                           f"{(r['val_accuracy'] - a['val_accuracy']) / gap:.0%} |")
+    ab = load("ablation")
+    if ab:
+        st = ab["setup"]
+        out.append(f"\nAblation on FER2013 val ({st['model']} w{st['width']}, {st['epochs']} epochs, "
+                   f"seed {st['seed']}):\n")
+        out.append("| option | val acc | macro-F1 | wall s |\n|---|---|---|---|")
+        for r in ab.get("fer2013", []):
+            out.append(f"| {r['option']} | {r['val_accuracy']:.4f} | {r['val_macro_f1']:.4f} | "
+                       f"{r['wall_seconds']:.0f} |")
+        out.append(f"\nFER+ label schemes (8 classes, FER+ valid, {st['ferplus_epochs']} epochs):\n")
+        out.append("| scheme | val acc | macro-F1 | wall s |\n|---|---|---|---|")
+        for r in ab.get("ferplus", []):
+            out.append(f"| {r['scheme']} | {r['val_accuracy']:.4f} | {r['val_macro_f1']:.4f} | "
+                       f"{r['wall_seconds']:.0f} |")
+    return out
 
 
 def main():
