@@ -73,13 +73,23 @@ def to_u8(x: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def generate(gen: Generator, labels: np.ndarray, seed: int, batch: int = 512) -> torch.Tensor:
-    gen.eval()
+    """Faces for ``labels``. BatchNorm uses the statistics of each generated batch (as in
+    training; DCGAN's running averages lag the generator and give washed-out, saturated
+    samples) without updating its running averages."""
+    _batch_stat_mode(gen)
     g = torch.Generator().manual_seed(seed)
     out = []
     for i in range(0, len(labels), batch):
         y = torch.from_numpy(labels[i:i + batch]).long()
         out.append(to_u8(gen(torch.randn(len(y), gen.z_dim, generator=g), y)))
     return torch.cat(out) if out else torch.zeros(0, 1, 48, 48, dtype=torch.uint8)
+
+
+def _batch_stat_mode(gen: Generator) -> None:
+    gen.train()
+    for m in gen.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.momentum = 0.0                  # use batch statistics, leave running ones alone
 
 
 def write_png(path: Path, image: np.ndarray) -> None:
@@ -135,6 +145,9 @@ def train_gan(cfg: GanConfig, out_dir: str | Path, *, progress: bool = True) -> 
     for epoch in range(cfg.epochs):
         t0 = time.time()
         gen.train()
+        for m in gen.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.momentum = 0.1
         disc.train()
         order = torch.randperm(len(train), generator=g)
         ld = lg = 0.0
