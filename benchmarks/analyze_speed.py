@@ -1,7 +1,7 @@
 """Analysis pipeline speed on short_hamilton_clip.mp4 (640x360, 275 frames): per-stage
 milliseconds per frame (decode, detect, align, classify, track, write) and end-to-end
 frames/s, each the median of 3 full passes, for: 1 thread; 2 threads sequential; 2 threads
-with decode+detect in a second thread (the default); and that plus --detect-every 2.
+with decode+detect in a second thread; and that plus --detect-every 2 (the default).
 
     python benchmarks/analyze_speed.py [--model default]
 """
@@ -20,10 +20,10 @@ sys.path.insert(0, str(ROOT / "src"))
 
 
 CONFIGS = [
-    {"threads": 1, "pipeline": False},
-    {"threads": 2, "pipeline": False},
-    {"threads": 2, "pipeline": True},
-    {"threads": 2, "pipeline": True, "detect_every": 2},
+    {"threads": 1, "pipeline": False, "detect_every": 1},
+    {"threads": 2, "pipeline": False, "detect_every": 1},
+    {"threads": 2, "pipeline": True, "detect_every": 1},
+    {"threads": 2, "pipeline": True, "detect_every": 2},      # the default
 ]
 
 
