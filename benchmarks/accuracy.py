@@ -37,6 +37,8 @@ def main():
     out["time_to_70"] = {}
     for run in sorted(Path(args.runs).glob("*/history.json")):
         hist = json.loads(run.read_text())
+        if not hist or not isinstance(hist, list) or "val_acc" not in hist[0]:
+            continue                      # not a classifier run (e.g. a GAN)
         elapsed, reached = 0.0, None
         for h in hist:
             elapsed += h["seconds"]
