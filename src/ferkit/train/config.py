@@ -70,7 +70,8 @@ class TrainConfig:
     threads: int = 2
     device: str = "cpu"
     channels_last: bool = True
-    bf16: bool = False                # bf16 autocast (slower than fp32 on AVX-512 CPUs here)
+    bf16: bool = False                # bf16 autocast: 1.3-2.5x faster on CPUs with AVX512-BF16
+                                      # (benchmarks/train_speed.py), slower on older ones
     max_steps_per_epoch: int | None = None   # for smoke tests
 
     def to_dict(self) -> dict:
