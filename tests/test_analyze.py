@@ -16,8 +16,7 @@ from ferkit.zoo import resolve
 MEDIA = SHARED / "media"
 VIDEO = MEDIA / "short_hamilton_clip.mp4"
 JSONL_KEYS = {"source", "frame", "time_s", "track_id", "x", "y", "w", "h", "det_score",
-              "landmarks", "label", "confidence", "negative_score", "entropy", "mutual_info",
-              "probs"}
+              "landmarks", "label", "confidence", "negative_score", "probs"}
 
 
 @pytest.fixture(scope="module")

@@ -107,5 +107,8 @@ def test_analyze_with_mc_dropout_reports_mutual_information(tmp_path, capsys):
     assert {r["label"] for r in rows} == {"uncertain"}
     assert main(["analyze", photo, "--out", str(tmp_path / "c"), "--abstain", "mi:0.1"]) == 2
     assert "needs --mc-dropout" in capsys.readouterr().err
-    plain = list(csv.DictReader(open(tmp_path / "a" / "faces.csv")))
-    assert plain[0]["mutual_info"] != ""
+    assert main(["analyze", photo, "--out", str(tmp_path / "d"), "--no-progress"]) == 0
+    plain = list(csv.DictReader(open(tmp_path / "d" / "faces.csv")))
+    assert "mutual_info" not in plain[0] and "entropy" not in plain[0]   # the output contract
+    rows = [json.loads(line) for line in open(tmp_path / "a" / "faces.jsonl")]
+    assert all(r["mutual_info"] > 0 for r in rows)

@@ -82,9 +82,9 @@ class FaceResult:
                 if b.landmarks else None,
                 "label": self.label, "confidence": round(self.confidence, 4),
                 "negative_score": round(self.negative_score, 4),
-                "entropy": round(self.entropy, 4),
-                "mutual_info": None if self.mutual_info is None else round(self.mutual_info, 5),
-                "probs": {c: round(float(p), 4) for c, p in zip(self.classes, self.probs)}}
+                "probs": {c: round(float(p), 4) for c, p in zip(self.classes, self.probs)},
+                **({} if self.mutual_info is None else      # only with --mc-dropout
+                   {"entropy": round(self.entropy, 4), "mutual_info": round(self.mutual_info, 5)})}
 
 
 @dataclass

@@ -64,7 +64,8 @@ def run_analysis(analyzer: Analyzer, inputs: list, opts: RunOptions) -> RunSumma
     opts.check()
     opts.out.mkdir(parents=True, exist_ok=True)
     rows = writers.FaceRowWriter(opts.out, analyzer.classes,
-                                 () if opts.aggregate_only else opts.formats)
+                                 () if opts.aggregate_only else opts.formats,
+                                 uncertainty=analyzer.config.mc_dropout >= 2)
     summary = RunSummary()
     names: set[str] = set()
     try:

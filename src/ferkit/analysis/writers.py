@@ -15,7 +15,8 @@ from ..io import atomic_path, write_text
 from ..types import FaceBox, FrameResult
 
 FIELDS = ["source", "frame", "time_s", "track_id", "x", "y", "w", "h", "det_score",
-          "landmarks", "label", "confidence", "negative_score", "entropy", "mutual_info"]
+          "landmarks", "label", "confidence", "negative_score"]
+UNCERTAINTY_FIELDS = ["entropy", "mutual_info"]     # with --mc-dropout only
 
 
 class FaceRowWriter:
@@ -25,8 +26,10 @@ class FaceRowWriter:
     an interrupted run leaves no partial output (Ctrl-C still commits what was analysed).
     """
 
-    def __init__(self, out_dir: Path, classes: list[str], formats=("jsonl", "csv")):
+    def __init__(self, out_dir: Path, classes: list[str], formats=("jsonl", "csv"),
+                 uncertainty: bool = False):
         self.classes, self.rows = classes, 0
+        self.fields = FIELDS + (UNCERTAINTY_FIELDS if uncertainty else [])
         self._files: list[tuple[Path, Path]] = []
         out_dir.mkdir(parents=True, exist_ok=True)
         self._jsonl = self._csv = None
@@ -35,7 +38,7 @@ class FaceRowWriter:
         if "csv" in formats:
             fh = self._open(out_dir / "faces.csv")
             self._csv = csv.writer(fh)
-            self._csv.writerow(FIELDS + [f"p_{c}" for c in classes])
+            self._csv.writerow(self.fields + [f"p_{c}" for c in classes])
             self._csv_fh = fh
 
     def _open(self, final: Path):
@@ -49,8 +52,8 @@ class FaceRowWriter:
             if self._jsonl:
                 self._jsonl.write(json.dumps(d) + "\n")
             if self._csv:
-                row = [d[k] for k in FIELDS]
-                row[FIELDS.index("landmarks")] = json.dumps(d["landmarks"])
+                row = [d.get(k) for k in self.fields]
+                row[self.fields.index("landmarks")] = json.dumps(d["landmarks"])
                 self._csv.writerow(row + [d["probs"][c] for c in self.classes])
             self.rows += 1
 
