@@ -51,3 +51,27 @@ def write_result(name: str, payload: dict) -> Path:
     write_json(path, {"machine": machine(), **payload})
     print(f"wrote {path}")
     return path
+
+
+def stratified_split(labels, seed: int, take):
+    """Per class, a seeded permutation split after ``take(n_class)`` faces; returns the
+    sorted indices of the first part and of the rest."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    first = []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.nonzero(labels == c)[0])
+        first.append(idx[: take(len(idx))])
+    first = np.sort(np.concatenate(first))
+    return first, np.setdiff1d(np.arange(len(labels)), first)
+
+
+def fer2013():
+    """Logging for long runs, and FER2013 (path, train, val) as 48-px grey faces."""
+    import logging
+    sys.path.insert(0, str(ROOT / "src"))
+    from ferkit.data import load_dataset
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    data = SHARED / "datasets" / "fer2013"
+    return (data, load_dataset(data, "train", size=48, channels=1),
+            load_dataset(data, "val", size=48, channels=1))

@@ -18,21 +18,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import ROOT, SHARED, write_result
+from _common import ROOT, fer2013, stratified_split, write_result
 
 sys.path.insert(0, str(ROOT / "src"))
 
 AUG = {"rotate": 10.0, "scale": 0.1, "shift": 0.1, "erase_p": 0.25}
-
-
-def halves(labels: np.ndarray, seed: int):
-    rng = np.random.default_rng(seed)
-    a, b = [], []
-    for c in np.unique(labels):
-        idx = rng.permutation(np.nonzero(labels == c)[0])
-        a.append(idx[: len(idx) // 2])
-        b.append(idx[len(idx) // 2:])
-    return np.sort(np.concatenate(a)), np.sort(np.concatenate(b))
 
 
 def main():
@@ -51,19 +41,13 @@ def main():
                     "regularisation until it memorises (0: skip)")
     args = ap.parse_args()
 
-    import logging
-
     from ferkit.audit import audit_arrays
-    from ferkit.data import load_dataset
     from ferkit.train.config import TrainConfig
     from ferkit.train.private import DPConfig, train_private
     from ferkit.train.trainer import Trainer
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     work = Path(args.work)
-    data = SHARED / "datasets" / "fer2013"
-    train = load_dataset(data, "train", size=48, channels=1)
-    val = load_dataset(data, "val", size=48, channels=1)
-    pub_idx, priv_idx = halves(train.labels, seed=0)
+    data, train, val = fer2013()
+    pub_idx, priv_idx = stratified_split(train.labels, 0, lambda n: n // 2)
     public, private = train.subset(pub_idx), train.subset(priv_idx)
     base = {"data": str(data), "model": "resnet_fast", "width": args.width, "norm": "group",
             "batch_size": 256, "lr": 2e-3, "augment": AUG, "threads": 2, "seed": 0}

@@ -15,25 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-from _common import ROOT, SHARED, write_result
+from _common import ROOT, fer2013, stratified_split, write_result
 
 sys.path.insert(0, str(ROOT / "src"))
 
 RECIPE = {"model": "resnet_fast", "width": 16, "batch_size": 128, "lr": 2e-3,
           "label_smoothing": 0.1, "threads": 2, "seed": 0,
           "augment": {"rotate": 10.0, "scale": 0.1, "shift": 0.1, "erase_p": 0.25}}
-
-
-def stratified(labels: np.ndarray, share: float, seed: int):
-    rng = np.random.default_rng(seed)
-    keep = []
-    for c in np.unique(labels):
-        idx = rng.permutation(np.nonzero(labels == c)[0])
-        keep.append(idx[: max(1, round(share * len(idx)))])
-    keep = np.sort(np.concatenate(keep))
-    rest = np.setdiff1d(np.arange(len(labels)), keep)
-    return keep, rest
 
 
 def main():
@@ -48,18 +36,12 @@ def main():
     ap.add_argument("--class-cap", type=float, default=0.3)
     args = ap.parse_args()
 
-    import logging
-
-    from ferkit.data import load_dataset
     from ferkit.train.config import TrainConfig
     from ferkit.train.pseudo_label import PseudoConfig, pseudo_label_arrays
     from ferkit.train.trainer import Trainer
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     work = Path(args.work)
-    data = SHARED / "datasets" / "fer2013"
-    train = load_dataset(data, "train", size=48, channels=1)
-    val = load_dataset(data, "val", size=48, channels=1)
-    lab_idx, unl_idx = stratified(train.labels, args.share, seed=0)
+    data, train, val = fer2013()
+    lab_idx, unl_idx = stratified_split(train.labels, 0, lambda n: max(1, round(args.share * n)))
     lab, unl = train.subset(lab_idx), train.subset(unl_idx)      # unl.labels: hidden
     t0 = time.time()
 

@@ -22,7 +22,7 @@ def main():
 
     from ferkit.models import create_model
     from ferkit.train.augment import AugmentConfig, augment
-    from ferkit.train.loop import soft_cross_entropy
+    from ferkit.train.losses import per_sample_loss
     torch.set_num_threads(2)
     g = torch.Generator().manual_seed(0)
     x0 = torch.randn(128, 1, 48, 48, generator=g)
@@ -43,7 +43,7 @@ def main():
                         x = x.contiguous(memory_format=torch.channels_last)
                     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                         out = m(x)
-                    loss = soft_cross_entropy(out, y)
+                    loss = per_sample_loss(out, y, "ce").mean()
                     opt.zero_grad()
                     loss.backward()
                     opt.step()

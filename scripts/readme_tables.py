@@ -115,17 +115,12 @@ def research_tables() -> list[str]:
         for r in p["rows"]:
             a = r["audit"]
             lira = a.get("shadow_lira", {})
+            bound = f"{r['dp_bound_auc']:.3f}" if r.get("dp_bound_auc") else "-"
             out.append(f"| {r['epsilon']} | {r['recipe']} | {r['val_accuracy']:.4f} | "
                        f"{r.get('val_macro_f1') or float('nan'):.4f} | "
                        f"{r.get('seconds_per_epoch') or float('nan'):.0f} | "
                        f"{a['loss_threshold']['auc']:.4f} | {lira.get('auc', float('nan')):.4f} | "
-                       f"{lira.get('tpr_at_1pct_fpr', float('nan')):.4f} | "
-                       f"{r['dp_bound_auc']:.3f} |" if r.get("dp_bound_auc") else
-                       f"| {r['epsilon']} | {r['recipe']} | {r['val_accuracy']:.4f} | "
-                       f"{r.get('val_macro_f1') or float('nan'):.4f} | "
-                       f"{r.get('seconds_per_epoch') or float('nan'):.0f} | "
-                       f"{a['loss_threshold']['auc']:.4f} | {lira.get('auc', float('nan')):.4f} | "
-                       f"{lira.get('tpr_at_1pct_fpr', float('nan')):.4f} | - |")
+                       f"{lira.get('tpr_at_1pct_fpr', float('nan')):.4f} | {bound} |")
     s = load("semi_supervised")
     if s:
         a, c = s["a_supervised_10pct"], s["c_supervised_100pct"]

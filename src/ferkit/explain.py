@@ -9,6 +9,7 @@ a folder is explained, and explain.json with the predictions."""
 from __future__ import annotations
 
 import logging
+import weakref
 from pathlib import Path
 
 import cv2
@@ -19,11 +20,15 @@ from .train.checkpoint import load_model as load_torch_model
 
 log = logging.getLogger(__name__)
 TILE = 144
+_CAM_LAYERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def target_layer(model):
-    """The last module of ``features`` whose output is still a spatial map (H, W > 1)."""
+    """The last module of ``features`` whose output is still a spatial map (H, W > 1);
+    found once per model by a probe forward pass."""
     import torch
+    if model in _CAM_LAYERS:
+        return _CAM_LAYERS[model]
     mc = model.config
     x = torch.zeros(1, mc.in_chans, mc.input_size, mc.input_size)
     last = None
@@ -34,6 +39,7 @@ def target_layer(model):
                 last = mod
     if last is None:
         raise ModelError("model has no spatial feature map for Grad-CAM")
+    _CAM_LAYERS[model] = last
     return last
 
 

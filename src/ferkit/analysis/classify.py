@@ -57,22 +57,28 @@ class OnnxClassifier:
             arr = arr.transpose(0, 3, 1, 2)
         return (arr.astype(np.float32) / 255.0 - self.mean) / self.std
 
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        """Model logits for a preprocessed batch, in chunks of ``batch_size``."""
-        outs = []
+    def _run(self, x: np.ndarray, names: list[str], tta: bool) -> list[np.ndarray]:
+        """The named outputs for a preprocessed batch, in chunks of ``batch_size``; with
+        ``tta`` each face and its mirror image go in one ORT call and are averaged."""
+        if "embedding" in names and "embedding" not in self.output_names:
+            raise ModelError(f"{self.ref.path}: exported without an embedding output; "
+                             f"re-export it with this ferkit")
+        outs: list[list[np.ndarray]] = [[] for _ in names]
         for i in range(0, len(x), self.batch_size):
             chunk = x[i:i + self.batch_size]
-            if self.tta:   # faces and their mirror images in one batch: one ORT call
-                both = np.ascontiguousarray(np.concatenate([chunk, chunk[..., ::-1]]))
-                z = self.session.run(self.output_names[:1], {self.input_name: both})[0]
-                z = (z[:len(chunk)] + z[len(chunk):]) / 2
-            else:
-                z = self.session.run(self.output_names[:1],
-                                     {self.input_name: np.ascontiguousarray(chunk)})[0]
-            outs.append(z)
-        if not outs:
-            return np.zeros((0, len(self.classes)), np.float32)
-        return np.concatenate(outs)
+            n = len(chunk)
+            if tta:
+                chunk = np.concatenate([chunk, chunk[..., ::-1]])
+            res = self.session.run(names, {self.input_name: np.ascontiguousarray(chunk)})
+            for o, r in zip(outs, res):
+                o.append((r[:n] + r[n:]) / 2 if tta else r)
+        empty = {"logits": (0, len(self.classes)), "embedding": (0, 1)}
+        return [np.concatenate(o) if o else np.zeros(empty[nm], np.float32)
+                for o, nm in zip(outs, names)]
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """Model logits for a preprocessed batch (flip TTA if the classifier uses it)."""
+        return self._run(x, ["logits"], self.tta)[0]
 
     def predict_proba(self, faces, *, preprocessed: bool = False) -> np.ndarray:
         x = faces if preprocessed else self.preprocess(faces)
@@ -80,37 +86,14 @@ class OnnxClassifier:
 
     def embeddings(self, x: np.ndarray) -> np.ndarray:
         """Pooled backbone features (before dropout) of a preprocessed batch."""
-        if "embedding" not in self.output_names:
-            raise ModelError(f"{self.ref.path}: exported without an embedding output; "
-                             f"re-export it with this ferkit for MC dropout")
-        outs = []
-        for i in range(0, len(x), self.batch_size):
-            chunk = np.ascontiguousarray(x[i:i + self.batch_size])
-            outs.append(self.session.run(["embedding"], {self.input_name: chunk})[0])
-        return np.concatenate(outs) if outs else np.zeros((0, 1), np.float32)
+        return self._run(x, ["embedding"], False)[0]
 
     def predict_with_embeddings(self, faces, *, preprocessed: bool = False):
         """(probabilities, embeddings) in one ONNX Runtime call per chunk; with flip TTA
         both are averaged over the face and its mirror image."""
-        if "embedding" not in self.output_names:
-            raise ModelError(f"{self.ref.path}: exported without an embedding output; "
-                             f"re-export it with this ferkit")
         x = faces if preprocessed else self.preprocess(faces)
-        zs, es = [], []
-        for i in range(0, len(x), self.batch_size):
-            chunk = x[i:i + self.batch_size]
-            n = len(chunk)
-            if self.tta:
-                chunk = np.concatenate([chunk, chunk[..., ::-1]])
-            z, e = self.session.run(["logits", "embedding"],
-                                    {self.input_name: np.ascontiguousarray(chunk)})
-            if self.tta:
-                z, e = (z[:n] + z[n:]) / 2, (e[:n] + e[n:]) / 2
-            zs.append(z)
-            es.append(e)
-        if not zs:
-            return np.zeros((0, len(self.classes)), np.float32), np.zeros((0, 1), np.float32)
-        return softmax(np.concatenate(zs) / self.temperature), np.concatenate(es)
+        z, e = self._run(x, ["logits", "embedding"], self.tta)
+        return softmax(z / self.temperature), e
 
     def predict_mc(self, faces, passes: int = 20, *, seed: int = 0,
                    preprocessed: bool = False) -> dict:
@@ -121,17 +104,17 @@ class OnnxClassifier:
         from ..calibration import mc_statistics
         head = self._load_head()
         x = faces if preprocessed else self.preprocess(faces)
-        emb = self.embeddings(x)
-        if self.tta:
-            emb = (emb + self.embeddings(np.ascontiguousarray(x[..., ::-1]))) / 2
+        emb = self._run(x, ["embedding"], self.tta)[0]
         keep = 1.0 - float(head["dropout"])
         rng = np.random.default_rng(seed)
         samples = []
+        v = head.get("label_vectors")              # semantic head: scale * cosine to these
+        if v is not None:
+            v = v / np.linalg.norm(v, axis=1, keepdims=True)
         for _ in range(passes):
             mask = (rng.random(emb.shape) < keep).astype(np.float32) / max(keep, 1e-6)
             z = (emb * mask) @ head["weight"].T + head["bias"]
-            if "label_vectors" in head:     # semantic head: scale * cosine to label vectors
-                v = head["label_vectors"] / np.linalg.norm(head["label_vectors"], axis=1, keepdims=True)
+            if v is not None:
                 z = float(head["semantic_scale"]) * (z / np.maximum(
                     np.linalg.norm(z, axis=1, keepdims=True), 1e-12)) @ v.T
             samples.append(softmax(z / self.temperature))

@@ -15,16 +15,10 @@ def save(path: str | Path, payload: dict) -> None:
 
 
 def load(path: str | Path) -> dict:
-    p = Path(path)
-    if not p.is_file():
-        raise ModelError(f"{p}: checkpoint not found")
-    try:
-        ck = torch.load(p, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many types for a bad file
-        raise ModelError(f"{p}: not a readable ferkit checkpoint ({exc.__class__.__name__})") \
-            from None
+    """A classifier checkpoint (weights + model config)."""
+    ck = load_raw(path)
     if not isinstance(ck, dict) or "model" not in ck or "model_config" not in ck:
-        raise ModelError(f"{p}: not a ferkit checkpoint (no model/model_config)")
+        raise ModelError(f"{path}: not a ferkit checkpoint (no model/model_config)")
     return ck
 
 
@@ -38,19 +32,16 @@ def build_from_checkpoint(ck: dict):
     return model.eval()
 
 
-def save_raw(path: str | Path, payload: dict) -> None:
-    """Any payload (e.g. a GAN run), written atomically."""
-    save(path, payload)
-
-
 def load_raw(path: str | Path, required: tuple[str, ...] = ()) -> dict:
+    """Any ferkit payload (e.g. a GAN run), with the keys it must have."""
     p = Path(path)
     if not p.is_file():
         raise ModelError(f"{p}: checkpoint not found")
     try:
         ck = torch.load(p, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises many types for a bad file
-        raise ModelError(f"{p}: not a readable checkpoint ({exc.__class__.__name__})") from None
+        raise ModelError(f"{p}: not a readable ferkit checkpoint ({exc.__class__.__name__})") \
+            from None
     missing = [k for k in required if not isinstance(ck, dict) or k not in ck]
     if missing:
         raise ModelError(f"{p}: not the expected checkpoint (missing {', '.join(missing)})")

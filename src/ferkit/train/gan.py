@@ -76,20 +76,22 @@ def generate(gen: Generator, labels: np.ndarray, seed: int, batch: int = 512) ->
     """Faces for ``labels``. BatchNorm uses the statistics of each generated batch (as in
     training; DCGAN's running averages lag the generator and give washed-out, saturated
     samples) without updating its running averages."""
-    _batch_stat_mode(gen)
+    bns = [m for m in gen.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    was_training, momenta = gen.training, [m.momentum for m in bns]
+    gen.train()
+    for m in bns:
+        m.momentum = 0.0                      # batch statistics, running ones left alone
     g = torch.Generator().manual_seed(seed)
     out = []
-    for i in range(0, len(labels), batch):
-        y = torch.from_numpy(labels[i:i + batch]).long()
-        out.append(to_u8(gen(torch.randn(len(y), gen.z_dim, generator=g), y)))
+    try:
+        for i in range(0, len(labels), batch):
+            y = torch.from_numpy(labels[i:i + batch]).long()
+            out.append(to_u8(gen(torch.randn(len(y), gen.z_dim, generator=g), y)))
+    finally:
+        for m, mom in zip(bns, momenta):
+            m.momentum = mom
+        gen.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, 1, 48, 48, dtype=torch.uint8)
-
-
-def _batch_stat_mode(gen: Generator) -> None:
-    gen.train()
-    for m in gen.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.momentum = 0.0                  # use batch statistics, leave running ones alone
 
 
 def write_png(path: Path, image: np.ndarray) -> None:
@@ -145,9 +147,6 @@ def train_gan(cfg: GanConfig, out_dir: str | Path, *, progress: bool = True) -> 
     for epoch in range(cfg.epochs):
         t0 = time.time()
         gen.train()
-        for m in gen.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                m.momentum = 0.1
         disc.train()
         order = torch.randperm(len(train), generator=g)
         ld = lg = 0.0
@@ -182,11 +181,11 @@ def train_gan(cfg: GanConfig, out_dir: str | Path, *, progress: bool = True) -> 
                  row["seconds"])
         payload = {"generator": gen.state_dict(), "classes": classes, "config": asdict(cfg),
                    "epoch": epoch + 1, "history": history}
-        checkpoint.save_raw(out / "last.pt", payload)
+        checkpoint.save(out / "last.pt", payload)
         score = row.get("frechet_distance", -epoch)
         if score < best:
             best = score
-            checkpoint.save_raw(out / "best.pt", payload)
+            checkpoint.save(out / "best.pt", payload)
         write_json(out / "history.json", history)
     return {"epochs": len(history), "best_frechet_distance": best if embedder else None,
             "history": history, "classes": classes}

@@ -46,19 +46,6 @@ def soft_targets(labels: np.ndarray, k: int, soft: np.ndarray | None = None) -> 
     return F.one_hot(torch.from_numpy(labels), k).float()
 
 
-def soft_cross_entropy(logits, target, class_weight=None, smoothing: float = 0.0):
-    """Cross-entropy with soft targets; optional class weights and label smoothing."""
-    k = logits.shape[1]
-    if smoothing:
-        target = target * (1 - smoothing) + smoothing / k
-    logp = F.log_softmax(logits.float(), 1)
-    per = -(target * logp)
-    if class_weight is not None:
-        per = per * class_weight.view(1, -1)
-        return per.sum(1).sum() / (target * class_weight.view(1, -1)).sum()
-    return per.sum(1).mean()
-
-
 def lr_lambda(schedule: str, total: int, warmup: int, min_ratio: float):
     """Multiplier of the base LR at a step: linear warm-up then cosine (or constant)."""
     def f(step: int) -> float:

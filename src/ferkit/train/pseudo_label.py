@@ -24,7 +24,7 @@ from ..labels import ClassSpec
 from . import checkpoint
 from .config import TrainConfig
 from .loop import images_to_tensor, to_input
-from .trainer import Trainer
+from .trainer import Trainer, concat
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +160,9 @@ def pseudo_label_arrays(model_ckpt: str | Path, lab: FaceArray, unl: FaceArray,
         counts = np.bincount(pseudo, minlength=len(classes))
         hidden = unl.labels[keep]
         purity = float((hidden == pseudo)[hidden >= 0].mean()) if (hidden >= 0).any() else None
-        merged = FaceArray(np.concatenate([lab.images, unl.images[keep]]),
-                           np.concatenate([lab.labels, pseudo]), list(classes),
-                           lab.paths + [unl.paths[i] for i in keep])
+        taken = unl.subset(keep)
+        taken.labels = pseudo
+        merged = concat(lab, taken)
         res = Trainer(dataclasses.replace(cfg, seed=cfg.seed + r), out / f"round{r}",
                       progress=progress, splits=(merged, val_ds), init_state=state).fit()
         state = checkpoint.load(out / f"round{r}" / "best.pt")["model"]
