@@ -127,12 +127,13 @@ def research_tables() -> list[str]:
         out.append(f"\nSemi-supervised (10% labelled = {s['setup']['labelled']} faces; val accuracy): "
                    f"(a) 10% supervised {a['val_accuracy']:.4f}, (c) 100% supervised "
                    f"{c['val_accuracy']:.4f}.\n")
-        out.append("| threshold | round | faces taken | purity | val acc | gap closed |")
+        out.append("| variant | round | faces taken | purity | val acc | gap closed |")
         out.append("|---|---|---|---|---|---|")
         gap = c["val_accuracy"] - a["val_accuracy"]
         for run in s["b_pseudo_label"]:
+            name = run.get("variant", f"threshold_{run['config']['threshold']}")
             for r in run["rounds"]:
-                out.append(f"| {run['config']['threshold']} | {r['round']} | {r['selected']} | "
+                out.append(f"| {name} | {r['round']} | {r['selected']} | "
                            f"{r['purity']:.3f} | {r['val_accuracy']:.4f} | "
                            f"{(r['val_accuracy'] - a['val_accuracy']) / gap:.0%} |")
     ab = load("ablation")

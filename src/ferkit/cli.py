@@ -140,6 +140,13 @@ def _add_pseudo(sub):
     p.add_argument("--mc-passes", type=int, default=10)
     p.add_argument("--epochs-per-round", type=int, default=5)
     p.add_argument("--lr-factor", type=float, default=0.3)
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="select on the raw softmax, not the temperature-scaled one")
+    p.add_argument("--curriculum", type=float, default=0.0, metavar="SHARE",
+                   help="round r keeps the top r*SHARE of each predicted class (no threshold)")
+    p.add_argument("--soft", action="store_true", help="train on pseudo-label distributions")
+    p.add_argument("--restart", action="store_true",
+                   help="each round fine-tunes the starting model, not the previous round's")
     p.add_argument("--out", required=True)
     p.add_argument("--no-progress", action="store_true")
 
@@ -147,7 +154,8 @@ def _add_pseudo(sub):
 def cmd_pseudo(a) -> int:
     from .train.pseudo_label import PseudoConfig, pseudo_label
     pc = PseudoConfig(a.rounds, a.threshold, a.max_mutual_info, a.class_cap, a.mc_passes,
-                      a.epochs_per_round, a.lr_factor)
+                      a.epochs_per_round, a.lr_factor, calibrate=not a.no_calibrate,
+                      curriculum=a.curriculum, soft=a.soft, restart=a.restart)
     res = pseudo_label(a.model, a.labeled, a.unlabeled, a.out, pc, val=a.val,
                        progress=not a.no_progress)
     for r in res["rounds"]:

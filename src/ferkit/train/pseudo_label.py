@@ -4,7 +4,19 @@ mutual information (epistemic uncertainty) stays under ``max_mutual_info`` are k
 ``class_cap`` of the selection per class (so happy cannot take over), merged with the
 labelled data, and the model is fine-tuned at a lower learning rate. The best round on val
 wins. When the unlabelled folder has hidden labels (class sub-folders), their purity is
-logged per round — never used for selection."""
+logged per round — never used for selection.
+
+Options beyond the classic recipe (benchmarks/semi_supervised.py compares them):
+- ``calibrate``: confidences come from the temperature-scaled MC mean (T fitted on val each
+  round), so a threshold means the same for a model trained with label smoothing (which
+  caps its raw softmax) as for one without.
+- ``curriculum``: instead of one absolute threshold, round r keeps the ``r * curriculum``
+  most confident share of each predicted class (curriculum labelling, Cascante-Bonilla et
+  al. 2021): every class contributes from round one, and the easiest faces come first.
+- ``soft``: the selected faces are trained on the calibrated MC-mean distribution instead of
+  its argmax, so an ambiguous face teaches its ambiguity.
+- ``restart``: every round fine-tunes the starting model rather than the previous round's,
+  so one round's pseudo-label errors are not baked into the next one's weights."""
 from __future__ import annotations
 
 import dataclasses
@@ -18,7 +30,7 @@ import torch
 
 from ..data import FaceArray, load_dataset, split_if_present
 from ..data.images import IMAGE_EXTS, read_face
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..io import write_json
 from ..labels import ClassSpec
 from . import checkpoint
@@ -38,6 +50,16 @@ class PseudoConfig:
     mc_passes: int = 10
     epochs_per_round: int = 5
     lr_factor: float = 0.3            # fine-tuning lr = recipe lr * lr_factor
+    calibrate: bool = True            # temperature-scale (fitted on val) before selecting
+    curriculum: float = 0.0           # > 0: keep the top r*curriculum share per class in round r
+    soft: bool = False                # train on the MC-mean distribution, not its argmax
+    restart: bool = False             # each round starts from the initial model
+
+    def validate(self):
+        if not 0.0 <= self.curriculum <= 1.0:
+            raise ConfigError(f"curriculum must be in [0, 1], got {self.curriculum}")
+        if self.rounds < 1 or self.mc_passes < 1:
+            raise ConfigError("rounds and mc_passes must be at least 1")
 
 
 def load_unlabeled(path: str | Path, size: int, channels: int, classes) -> FaceArray:
@@ -55,8 +77,10 @@ def load_unlabeled(path: str | Path, size: int, channels: int, classes) -> FaceA
 
 
 @torch.no_grad()
-def mc_predict(model, images_u8, mean, std, passes: int, seed: int) -> dict:
-    """MC dropout with a shared backbone: one embedding pass, ``passes`` dropout+head passes."""
+def mc_predict(model, images_u8, mean, std, passes: int, seed: int,
+               temperature: float = 1.0) -> dict:
+    """MC dropout with a shared backbone: one embedding pass, ``passes`` dropout+head passes;
+    each pass's logits divided by ``temperature``."""
     from ..calibration import mc_statistics
     model.eval()
     g = torch.Generator().manual_seed(seed)
@@ -69,15 +93,26 @@ def mc_predict(model, images_u8, mean, std, passes: int, seed: int) -> dict:
     emb = torch.cat(embs)
     for _ in range(passes):
         mask = (torch.rand(emb.shape, generator=g) >= p).float() / max(1 - p, 1e-6)
-        samples.append(torch.softmax(model.project(model.head(emb * mask)), 1).numpy())
+        samples.append(torch.softmax(model.project(model.head(emb * mask)) / temperature,
+                                     1).numpy())
     return mc_statistics(np.stack(samples))
 
 
-def select(stats: dict, pc: PseudoConfig, k: int) -> np.ndarray:
-    """Indices kept this round: confident, certain, and class-capped."""
+def select(stats: dict, pc: PseudoConfig, k: int, round_: int = 1) -> np.ndarray:
+    """Indices kept this round: confident, certain, and class-capped. With ``curriculum``,
+    "confident" is relative: the top ``round_ * curriculum`` share of each predicted class."""
     conf = stats["mean"].max(1)
     pred = stats["mean"].argmax(1)
-    ok = np.nonzero((conf >= pc.threshold) & (stats["mutual_info"] <= pc.max_mutual_info))[0]
+    certain = stats["mutual_info"] <= pc.max_mutual_info
+    if pc.curriculum > 0:
+        share = min(1.0, round_ * pc.curriculum)
+        keep = []
+        for c in range(k):
+            idx = np.nonzero(pred == c)[0]
+            idx = idx[np.argsort(-conf[idx], kind="stable")][:int(round(share * len(idx)))]
+            keep.append(idx[certain[idx]])
+        return np.sort(np.concatenate(keep)).astype(np.int64)
+    ok = np.nonzero((conf >= pc.threshold) & certain)[0]
     if len(ok) == 0:
         return ok
     n = np.bincount(pred[ok], minlength=k)
@@ -102,11 +137,10 @@ def class_quota(n: np.ndarray, cap: float) -> int:
 
 
 @torch.no_grad()
-def _val_accuracy(model, val_ds: FaceArray, mc) -> float:
+def _val_logits(model, val_ds: FaceArray, mc) -> np.ndarray:
     from .loop import predict_logits
-    z = predict_logits(model, images_to_tensor(val_ds.images), mc["mean"], mc["std"], tta=True,
-                       channels_last=False)
-    return float((z.argmax(1).numpy() == val_ds.labels).mean())
+    return predict_logits(model, images_to_tensor(val_ds.images), mc["mean"], mc["std"],
+                          tta=True, channels_last=False).numpy()
 
 
 def pseudo_label(model_ckpt: str | Path, labeled: str | Path, unlabeled: str | Path,
@@ -137,7 +171,9 @@ def pseudo_label_arrays(model_ckpt: str | Path, lab: FaceArray, unl: FaceArray,
                         val_ds: FaceArray, out_dir: str | Path, pc: PseudoConfig | None = None,
                         *, progress: bool = True, cfg: TrainConfig | None = None) -> dict:
     """The rounds on in-memory faces (``unl.labels`` are hidden labels or -1)."""
+    from ..calibration import fit_temperature
     pc = pc or PseudoConfig()
+    pc.validate()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ck = checkpoint.load(model_ckpt)
@@ -149,24 +185,31 @@ def pseudo_label_arrays(model_ckpt: str | Path, lab: FaceArray, unl: FaceArray,
         cfg = TrainConfig.from_dict(base)
     xun = images_to_tensor(unl.images)
     model = checkpoint.build_from_checkpoint(ck)
-    state = ck["model"]
-    start = _val_accuracy(model, val_ds, mc)
+    state = initial = ck["model"]
+    zval = _val_logits(model, val_ds, mc)
+    start = float((zval.argmax(1) == val_ds.labels).mean())
     rounds, best = [], {"round": 0, "val_accuracy": start, "path": str(model_ckpt)}
     for r in range(1, pc.rounds + 1):
         model.load_state_dict(state)
-        stats = mc_predict(model, xun, mc["mean"], mc["std"], pc.mc_passes, cfg.seed + r)
-        keep = select(stats, pc, len(classes))
+        if r > 1:
+            zval = _val_logits(model, val_ds, mc)
+        t = fit_temperature(zval, val_ds.labels) if pc.calibrate else 1.0
+        stats = mc_predict(model, xun, mc["mean"], mc["std"], pc.mc_passes, cfg.seed + r, t)
+        keep = select(stats, pc, len(classes), r)
         pseudo = stats["mean"].argmax(1)[keep]
         counts = np.bincount(pseudo, minlength=len(classes))
         hidden = unl.labels[keep]
         purity = float((hidden == pseudo)[hidden >= 0].mean()) if (hidden >= 0).any() else None
         taken = unl.subset(keep)
         taken.labels = pseudo
+        if pc.soft:
+            taken.soft = stats["mean"][keep].astype(np.float32)
         merged = concat(lab, taken)
-        res = Trainer(dataclasses.replace(cfg, seed=cfg.seed + r), out / f"round{r}",
-                      progress=progress, splits=(merged, val_ds), init_state=state).fit()
+        res = Trainer(dataclasses.replace(cfg, seed=cfg.seed + r, soft_labels=pc.soft),
+                      out / f"round{r}", progress=progress, splits=(merged, val_ds),
+                      init_state=initial if pc.restart else state).fit()
         state = checkpoint.load(out / f"round{r}" / "best.pt")["model"]
-        row = {"round": r, "selected": int(len(keep)), "of": len(unl),
+        row = {"round": r, "selected": int(len(keep)), "of": len(unl), "temperature": t,
                "per_class": {c: int(n) for c, n in zip(classes, counts)},
                "purity": purity, "val_accuracy": res.val_report["accuracy"],
                "val_macro_f1": res.val_report["macro_f1"]}
