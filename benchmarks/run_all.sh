@@ -13,7 +13,7 @@ $PY vs_fer.py
 $PY train_speed.py
 $PY accuracy.py
 $PY privacy_table.py
-$PY semi_supervised.py --thresholds 0.95 0.8 0.7
+$PY semi_supervised.py
 ../.venv/bin/ferkit gan train --data ../../shared/datasets/fer2013 --out ../runs/gan --epochs 5 --width 32
 ../.venv/bin/ferkit gan sample --run ../runs/gan --per-class 500 --out ../runs/gan_samples
 $PY ablation.py --gan-samples ../runs/gan_samples

@@ -4,7 +4,11 @@ seeded), hide the labels of the other 90%, and report val accuracy of
 100%, plus how pure each round's pseudo-labels were against the hidden labels (measured
 only, never used for selection). Runs are kept under --work and reused.
 
-    python benchmarks/semi_supervised.py [--threshold 0.95 ...]
+    python benchmarks/semi_supervised.py [--variants threshold_0.95 curriculum_0.2 ...]
+
+Variants (PseudoConfig options, see ferkit/train/pseudo_label.py): the classic absolute
+threshold on the raw or the temperature-scaled MC mean, and curriculum selection (the top
+r*20% of each predicted class in round r) with hard or soft pseudo-labels.
 """
 from __future__ import annotations
 
@@ -22,6 +26,21 @@ sys.path.insert(0, str(ROOT / "src"))
 RECIPE = {"model": "resnet_fast", "width": 16, "batch_size": 128, "lr": 2e-3,
           "label_smoothing": 0.1, "threads": 2, "seed": 0,
           "augment": {"rotate": 10.0, "scale": 0.1, "shift": 0.1, "erase_p": 0.25}}
+VARIANTS = {
+    "threshold_0.95_raw": {"threshold": 0.95, "calibrate": False},
+    "threshold_0.8_raw": {"threshold": 0.8, "calibrate": False},
+    "threshold_0.7_raw": {"threshold": 0.7, "calibrate": False},
+    "threshold_0.95": {"threshold": 0.95},
+    "curriculum_0.2": {"curriculum": 0.2},
+    "curriculum_0.2_soft": {"curriculum": 0.2, "soft": True},
+    "curriculum_0.2_restart": {"curriculum": 0.2, "restart": True},
+    # noisy student: every unlabelled face with its calibrated MC-mean distribution, a full
+    # learning rate, more epochs and stronger augmentation than the teacher had
+    "noisy_student_soft": {"curriculum": 1.0, "soft": True, "max_mutual_info": 10.0,
+                           "lr_factor": 1.0, "epochs_per_round": 12, "rounds": 4,
+                           "recipe": {"augment": {"rotate": 20.0, "scale": 0.2, "shift": 0.15,
+                                                  "erase_p": 0.5}, "warmup_epochs": 1.0}},
+}
 
 
 def main():
@@ -32,8 +51,9 @@ def main():
     ap.add_argument("--epochs-full", type=int, default=12, help="(c) on 100%%")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--epochs-per-round", type=int, default=5)
-    ap.add_argument("--thresholds", type=float, nargs="+", default=[0.95])
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--class-cap", type=float, default=0.3)
+    ap.add_argument("--threads", type=int, default=RECIPE["threads"])
     args = ap.parse_args()
 
     from ferkit.train.config import TrainConfig
@@ -44,11 +64,12 @@ def main():
     lab_idx, unl_idx = stratified_split(train.labels, 0, lambda n: max(1, round(args.share * n)))
     lab, unl = train.subset(lab_idx), train.subset(unl_idx)      # unl.labels: hidden
     t0 = time.time()
+    recipe = {**RECIPE, "threads": args.threads}
 
     def supervised(name, split, epochs):
         out = work / name
         if not (out / "summary.json").exists():
-            cfg = TrainConfig.from_dict({**RECIPE, "data": str(data), "epochs": epochs})
+            cfg = TrainConfig.from_dict({**recipe, "data": str(data), "epochs": epochs})
             Trainer(cfg, out, splits=(split, val), progress=False).fit()
         s = json.loads((out / "summary.json").read_text())
         return out, {"val_accuracy": s["val_report"]["accuracy"],
@@ -58,25 +79,29 @@ def main():
     a_dir, a = supervised("a_supervised_10pct", lab, args.epochs_small)
     _, c = supervised("c_supervised_100pct", train, args.epochs_full)
     runs = []
-    for thr in args.thresholds:
-        pc = PseudoConfig(rounds=args.rounds, threshold=thr, class_cap=args.class_cap,
-                          epochs_per_round=args.epochs_per_round)
-        out = work / f"b_pseudo_thr{thr:g}"
+    for name in args.variants:
+        opts = dict(VARIANTS[name])
+        overrides = opts.pop("recipe", {})
+        pc = PseudoConfig(**{"rounds": args.rounds, "class_cap": args.class_cap,
+                             "epochs_per_round": args.epochs_per_round, **opts})
+        out = work / f"b_{name}"
         if not (out / "rounds.json").exists() or \
-                len(json.loads((out / "rounds.json").read_text())["rounds"]) < args.rounds:
-            base = {**RECIPE, "data": str(data), "epochs": pc.epochs_per_round,
-                    "lr": RECIPE["lr"] * pc.lr_factor, "warmup_epochs": 0.0}
+                len(json.loads((out / "rounds.json").read_text())["rounds"]) < pc.rounds:
+            base = {**recipe, "data": str(data), "epochs": pc.epochs_per_round,
+                    "lr": RECIPE["lr"] * pc.lr_factor, "warmup_epochs": 0.0, **overrides}
             pseudo_label_arrays(a_dir / "best.pt", lab, unl, val, out, pc, progress=False,
                                 cfg=TrainConfig.from_dict(base))
         r = json.loads((out / "rounds.json").read_text())
         best = max(x["val_accuracy"] for x in r["rounds"])
         gap = c["val_accuracy"] - a["val_accuracy"]
-        runs.append({"config": dataclasses.asdict(pc), "rounds": r["rounds"],
+        runs.append({"variant": name, "config": dataclasses.asdict(pc),
+                     "recipe_overrides": overrides, "rounds": r["rounds"],
                      "best_val_accuracy": best,
                      "gap_closed": (best - a["val_accuracy"]) / gap if gap > 0 else None})
         print(json.dumps(runs[-1]), flush=True)
     write_result("semi_supervised", {
         "setup": {"labelled": len(lab), "unlabelled": len(unl), "share": args.share, "recipe": RECIPE,
+                  "threads_for_rounds": args.threads,
                   "val": len(val)},
         "a_supervised_10pct": a, "c_supervised_100pct": c, "b_pseudo_label": runs,
         "wall_seconds": time.time() - t0})

@@ -62,6 +62,15 @@ def test_pseudo_label_rounds_log_counts_purity_and_pick_the_best(tiny_run, small
     best = log["best"]
     assert best["val_accuracy"] >= log["start"]
     assert (out / "best.pt").exists() == (best["round"] > 0)
+    # a third round continues the run: rounds 1-2 are kept as they were, not retrained
+    stamp = (out / "round1" / "best.pt").stat().st_mtime_ns
+    assert main(["pseudo-label", "--model", str(tiny_run / "best.pt"), "--labeled",
+                 str(small_fer), "--unlabeled", str(unl), "--rounds", "3", "--threshold", "0.0",
+                 "--max-mutual-info", "10", "--class-cap", "0.5", "--epochs-per-round", "1",
+                 "--out", str(out), "--no-progress"]) == 0
+    log3 = json.loads((out / "rounds.json").read_text())
+    assert log3["rounds"][:2] == log["rounds"] and log3["rounds"][2]["round"] == 3
+    assert (out / "round1" / "best.pt").stat().st_mtime_ns == stamp
 
 
 def test_curriculum_soft_restart_round_trains_on_distributions(tiny_run, small_fer, tmp_path):

@@ -167,6 +167,24 @@ def pseudo_label(model_ckpt: str | Path, labeled: str | Path, unlabeled: str | P
                                cfg=cfg)
 
 
+def _resume(out: Path, pc: PseudoConfig, rounds, best, state):
+    """Continue an interrupted (or shorter) run in ``out``: the rounds logged with the same
+    options are kept and the next round starts from the last one's weights."""
+    log_path = out / "rounds.json"
+    if not log_path.is_file():
+        return rounds, best, state
+    import json
+    old = json.loads(log_path.read_text())
+    same = {k: v for k, v in old["config"].items() if k != "rounds"} == \
+        {k: v for k, v in dataclasses.asdict(pc).items() if k != "rounds"}
+    done = old["rounds"][:pc.rounds]
+    if not same or not done or not (out / f"round{len(done)}" / "best.pt").is_file():
+        return rounds, best, state
+    log.info("resuming after round %d of %s", len(done), out)
+    state = checkpoint.load(out / f"round{len(done)}" / "best.pt")["model"]
+    return done, old["best"], state
+
+
 def pseudo_label_arrays(model_ckpt: str | Path, lab: FaceArray, unl: FaceArray,
                         val_ds: FaceArray, out_dir: str | Path, pc: PseudoConfig | None = None,
                         *, progress: bool = True, cfg: TrainConfig | None = None) -> dict:
@@ -189,7 +207,8 @@ def pseudo_label_arrays(model_ckpt: str | Path, lab: FaceArray, unl: FaceArray,
     zval = _val_logits(model, val_ds, mc)
     start = float((zval.argmax(1) == val_ds.labels).mean())
     rounds, best = [], {"round": 0, "val_accuracy": start, "path": str(model_ckpt)}
-    for r in range(1, pc.rounds + 1):
+    rounds, best, state = _resume(out, pc, rounds, best, state)
+    for r in range(len(rounds) + 1, pc.rounds + 1):
         model.load_state_dict(state)
         if r > 1:
             zval = _val_logits(model, val_ds, mc)
