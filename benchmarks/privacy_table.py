@@ -36,6 +36,9 @@ def main():
     ap.add_argument("--epsilons", type=float, nargs="+", default=[1.0, 3.0, 8.0])
     ap.add_argument("--audit-n", type=int, default=2000)
     ap.add_argument("--shadows", type=int, default=4)
+    ap.add_argument("--converged-epochs", type=int, default=40,
+                    help="an extra non-private scratch row, same recipe, trained as long as a "
+                    "user without a privacy budget would (0: skip)")
     ap.add_argument("--overfit-epochs", type=int, default=30,
                     help="an extra non-private row trained without augmentation or "
                     "regularisation until it memorises (0: skip)")
@@ -83,13 +86,17 @@ def main():
             init_from=str(pub / "best.pt"))))
     shadow_recipe = {"norm": "group", "width": args.width, "epochs": args.epochs,
                      "augment": AUG, "batch_size": 256}
+    if args.converged_epochs:
+        plan.append(("non-private", f"scratch, {args.converged_epochs} epochs",
+                     lambda: run_np(f"np_scratch_{args.converged_epochs}ep", private,
+                                    epochs=args.converged_epochs)))
     if args.overfit_epochs:
         plan.append(("non-private", f"scratch, {args.overfit_epochs} epochs, no augmentation",
                      lambda: run_np("np_overfit", private, epochs=args.overfit_epochs,
                                     label_smoothing=0.0, weight_decay=0.0, dropout=0.0,
                                     augment={"flip": False, "rotate": 0.0, "scale": 0.0,
                                              "shift": 0.0, "erase_p": 0.0})))
-    # the shipped default model (resnet18 w40, all of train, 20 epochs): members drawn from
+    # the shipped default model (resnet18 w40, all of train, 40 epochs): members drawn from
     # the private half are members of its training set too
     plan.append(("non-private", "shipped default model (all train)", lambda: None))
     for eps, recipe, fn in plan:
