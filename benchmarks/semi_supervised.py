@@ -84,14 +84,11 @@ def main():
         overrides = opts.pop("recipe", {})
         pc = PseudoConfig(**{"rounds": args.rounds, "class_cap": args.class_cap,
                              "epochs_per_round": args.epochs_per_round, **opts})
-        out = work / f"b_{name}"
-        if not (out / "rounds.json").exists() or \
-                len(json.loads((out / "rounds.json").read_text())["rounds"]) < pc.rounds:
-            base = {**recipe, "data": str(data), "epochs": pc.epochs_per_round,
-                    "lr": RECIPE["lr"] * pc.lr_factor, "warmup_epochs": 0.0, **overrides}
-            pseudo_label_arrays(a_dir / "best.pt", lab, unl, val, out, pc, progress=False,
-                                cfg=TrainConfig.from_dict(base))
-        r = json.loads((out / "rounds.json").read_text())
+        base = {**recipe, "data": str(data), "epochs": pc.epochs_per_round,
+                "lr": RECIPE["lr"] * pc.lr_factor, "warmup_epochs": 0.0, **overrides}
+        # logged rounds with the same options are reused; only missing ones are trained
+        r = pseudo_label_arrays(a_dir / "best.pt", lab, unl, val, work / f"b_{name}", pc,
+                                progress=False, cfg=TrainConfig.from_dict(base))
         best = max(x["val_accuracy"] for x in r["rounds"])
         gap = c["val_accuracy"] - a["val_accuracy"]
         runs.append({"variant": name, "config": dataclasses.asdict(pc),

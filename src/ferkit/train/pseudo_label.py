@@ -20,6 +20,7 @@ Options beyond the classic recipe (benchmarks/semi_supervised.py compares them):
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import shutil
 from dataclasses import dataclass
@@ -167,22 +168,30 @@ def pseudo_label(model_ckpt: str | Path, labeled: str | Path, unlabeled: str | P
                                cfg=cfg)
 
 
-def _resume(out: Path, pc: PseudoConfig, rounds, best, state):
-    """Continue an interrupted (or shorter) run in ``out``: the rounds logged with the same
-    options are kept and the next round starts from the last one's weights."""
+def _resume(out: Path, pc: PseudoConfig) -> tuple[list, dict | None]:
+    """The rounds an earlier run in ``out`` logged with the same options (any round count),
+    and the weights the next round starts from; ([], None) when there is nothing to reuse."""
     log_path = out / "rounds.json"
     if not log_path.is_file():
-        return rounds, best, state
-    import json
+        return [], None
     old = json.loads(log_path.read_text())
-    same = {k: v for k, v in old["config"].items() if k != "rounds"} == \
-        {k: v for k, v in dataclasses.asdict(pc).items() if k != "rounds"}
+    strip = lambda d: {k: v for k, v in d.items() if k != "rounds"}  # noqa: E731
     done = old["rounds"][:pc.rounds]
-    if not same or not done or not (out / f"round{len(done)}" / "best.pt").is_file():
-        return rounds, best, state
+    if strip(old["config"]) != strip(dataclasses.asdict(pc)) or not done or \
+            not (out / f"round{len(done)}" / "best.pt").is_file():
+        return [], None
     log.info("resuming after round %d of %s", len(done), out)
-    state = checkpoint.load(out / f"round{len(done)}" / "best.pt")["model"]
-    return done, old["best"], state
+    return done, checkpoint.load(out / f"round{len(done)}" / "best.pt")["model"]
+
+
+def _best(start: float, model_ckpt, rounds: list, out: Path) -> dict:
+    """The best of the starting model (round 0) and the rounds, on val accuracy."""
+    best = {"round": 0, "val_accuracy": start, "path": str(model_ckpt)}
+    for row in rounds:
+        if row["val_accuracy"] > best["val_accuracy"]:
+            best = {"round": row["round"], "val_accuracy": row["val_accuracy"],
+                    "path": str(out / f"round{row['round']}" / "best.pt")}
+    return best
 
 
 def pseudo_label_arrays(model_ckpt: str | Path, lab: FaceArray, unl: FaceArray,
@@ -203,11 +212,11 @@ def pseudo_label_arrays(model_ckpt: str | Path, lab: FaceArray, unl: FaceArray,
         cfg = TrainConfig.from_dict(base)
     xun = images_to_tensor(unl.images)
     model = checkpoint.build_from_checkpoint(ck)
-    state = initial = ck["model"]
+    initial = ck["model"]
     zval = _val_logits(model, val_ds, mc)
     start = float((zval.argmax(1) == val_ds.labels).mean())
-    rounds, best = [], {"round": 0, "val_accuracy": start, "path": str(model_ckpt)}
-    rounds, best, state = _resume(out, pc, rounds, best, state)
+    rounds, resumed = _resume(out, pc)
+    state = initial if resumed is None else resumed
     for r in range(len(rounds) + 1, pc.rounds + 1):
         model.load_state_dict(state)
         if r > 1:
@@ -235,11 +244,10 @@ def pseudo_label_arrays(model_ckpt: str | Path, lab: FaceArray, unl: FaceArray,
         rounds.append(row)
         log.info("round %d: kept %d/%d faces %s purity %s val %.4f", r, len(keep), len(unl),
                  row["per_class"], purity, row["val_accuracy"])
-        if best["val_accuracy"] is None or row["val_accuracy"] > best["val_accuracy"]:
-            best = {"round": r, "val_accuracy": row["val_accuracy"],
-                    "path": str(out / f"round{r}" / "best.pt")}
         write_json(out / "rounds.json", {"config": dataclasses.asdict(pc), "start": start,
-                                         "rounds": rounds, "best": best})
+                                         "rounds": rounds,
+                                         "best": _best(start, model_ckpt, rounds, out)})
+    best = _best(start, model_ckpt, rounds, out)
     if best["round"] > 0:
         shutil.copy(best["path"], out / "best.pt")
     return {"start": start, "rounds": rounds, "best": best}
