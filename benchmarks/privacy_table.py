@@ -96,7 +96,7 @@ def main():
                                     label_smoothing=0.0, weight_decay=0.0, dropout=0.0,
                                     augment={"flip": False, "rotate": 0.0, "scale": 0.0,
                                              "shift": 0.0, "erase_p": 0.0})))
-    # the shipped default model (resnet18 w40, all of train, 40 epochs): members drawn from
+    # the shipped default model (resnet18 w40, all of train, 40 + 45 epochs): members drawn from
     # the private half are members of its training set too
     plan.append(("non-private", "shipped default model (all train)", lambda: None))
     for eps, recipe, fn in plan:

@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PY:-../.venv/bin/python}
 $PY classify_speed.py --update-cards
+$PY quantize.py
 $PY analyze_speed.py --model default
 $PY analyze_speed.py --model fast
 $PY vs_fer.py

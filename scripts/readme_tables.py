@@ -74,6 +74,19 @@ def bench_table():
                        f"{fk['images'][k]['median_ms']:.0f} | {fr['images'][k]['faces']} / "
                        f"{fr['images'][k]['median_ms']:.0f} |")
         out.append("")
+    q = load("quantize")
+    if q:
+        out.append("int8 (`ferkit quantize`, calibrated on 512 train faces) against float32, "
+                   "FER2013 val, 1 ORT thread, same run:\n")
+        out.append("| model | precision | val acc (flip TTA) | val acc (single) | ECE | "
+                   "faces/s batch 1 | faces/s batch 64 | ONNX MB |")
+        out.append("|---|---|---|---|---|---|---|---|")
+        for r in q["rows"]:
+            out.append(f"| {r['model']} | {r['precision']} | {r['tta_flip']['accuracy']:.4f} | "
+                       f"{r['single']['accuracy']:.4f} | {r['tta_flip']['ece']:.4f} | "
+                       f"{r['faces_per_s_1thread_batch1']:,.0f} | "
+                       f"{r['faces_per_s_1thread_batch64']:,.0f} | {r['onnx_bytes'] / 1e6:.1f} |")
+        out.append("")
     t = load("train_speed")
     if t:
         out.append("Training throughput on this 2-core CPU (batch 128, augmentation included, images/s):\n")
@@ -89,12 +102,15 @@ def bench_table():
         out.append("")
     acc = load("accuracy")
     if acc and acc.get("time_to_70"):
-        out.append("Training runs (from their histories):\n")
-        out.append("| run | epochs | best val acc | train seconds | median images/s | first epoch >= 70% val |")
-        out.append("|---|---|---|---|---|---|")
+        out.append("Training runs (from their histories; a run fine-tuned from another run's "
+                   "checkpoint counts that run's epochs and seconds too):\n")
+        out.append("| run | stages | epochs | best val acc | train seconds | median images/s | "
+                   "first epoch >= 70% val |")
+        out.append("|---|---|---|---|---|---|---|")
         for k, d in acc["time_to_70"].items():
             r = d["reached"]
-            out.append(f"| {k} | {d['epochs']} | {d['best_val_acc']:.4f} | {d['total_seconds']:.0f} | "
+            out.append(f"| {k} | {d.get('stages', 1)} | {d['epochs']} | {d['best_val_acc']:.4f} | "
+                       f"{d['total_seconds']:.0f} | "
                        f"{d['median_train_images_per_s']:.0f} | "
                        f"{'epoch %d after %.0f s' % (r['epoch'], r['seconds']) if r else 'not reached'} |")
     return "\n".join(out + research_tables())

@@ -115,3 +115,19 @@ def test_models_json_lists_shipped(capsys):
 
 def test_shared_val_exists_for_benchmarks():
     assert (FER / "val" / "happy").is_dir()
+
+
+def test_card_of_a_fine_tuned_run_lists_both_stages(tiny_run, small_fer, tmp_path):
+    """A run started --init-from another run's checkpoint (e.g. the default's second cosine
+    cycle): its card sums both stages' training time and names where it started."""
+    from ferkit.export import export
+    out = tmp_path / "stage2"
+    assert main(["train", "--data", str(small_fer), "--model", "resnet_fast", "--width", "8",
+                 "--epochs", "1", "--batch-size", "32", "--out", str(out), "--no-progress",
+                 "--threads", "1", "--init-from", str(tiny_run / "best.pt")]) == 0
+    card = export(out / "best.pt", tmp_path / "s2.onnx", evaluate_val=False)
+    stages = card["training"]["stages"]
+    assert [s["run"] for s in stages] == [tiny_run.name, "stage2"]
+    assert stages[1]["init_from"] == str(tiny_run / "best.pt") and stages[0]["epochs"] == 2
+    assert card["training"]["train_seconds"] == pytest.approx(
+        sum(s["train_seconds"] for s in stages))

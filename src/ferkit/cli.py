@@ -10,7 +10,16 @@ import logging
 import sys
 
 from . import __version__
-from .cli_tools import add_explain, add_gan, add_temporal, cmd_explain, cmd_gan, cmd_temporal
+from .cli_tools import (
+    add_explain,
+    add_gan,
+    add_quantize,
+    add_temporal,
+    cmd_explain,
+    cmd_gan,
+    cmd_quantize,
+    cmd_temporal,
+)
 from .errors import FerkitError
 
 log = logging.getLogger("ferkit")
@@ -331,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_explain(sub)
     add_gan(sub)
     add_temporal(sub)
+    add_quantize(sub)
     _add_audit(sub)
     _add_pseudo(sub)
     p = sub.add_parser("preprocess", help="raw photos -> aligned face dataset")
@@ -386,7 +396,7 @@ def cmd_audit(a) -> int:
 
 OPTIONAL = {"torch": "training, export and audits need pip install 'ferkit[train]'",
             "opacus": "DP training needs pip install 'ferkit[train]'",
-            "onnx": "export needs pip install 'ferkit[train]'",
+            "onnx": "export and quantize need pip install 'ferkit[train]'",
             "yaml": "YAML recipes need pip install 'ferkit[train]'",
             "matplotlib": "plots need pip install 'ferkit[plots]'",
             "pandas": "DataFrames need pandas"}
@@ -395,7 +405,7 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export,
             "models": cmd_models, "analyze": cmd_analyze, "preprocess": cmd_preprocess,
             "privacy-audit": cmd_audit, "calibrate": cmd_calibrate,
             "pseudo-label": cmd_pseudo, "explain": cmd_explain, "gan": cmd_gan,
-            "temporal": cmd_temporal}
+            "temporal": cmd_temporal, "quantize": cmd_quantize}
 
 
 def main(argv=None) -> int:

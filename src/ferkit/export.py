@@ -120,9 +120,7 @@ def _card(ck: dict, ckpt_path: Path, out: Path, name, diff: float, opset: int) -
                           "soft_labels": cfg.get("soft_labels", False),
                           "counts": summary.get("train_counts")},
         "recipe": cfg,
-        "training": {"best_epoch": summary.get("best_epoch", ck.get("epoch")),
-                     "train_seconds": summary.get("train_seconds"),
-                     "hardware": summary.get("hardware")},
+        "training": _training(ck, ckpt_path, summary),
         "metrics": {"val_torch": _brief(ck.get("val_report"))},
         "privacy": ck.get("privacy"),
         "parity_max_prob_diff": diff,
@@ -131,6 +129,20 @@ def _card(ck: dict, ckpt_path: Path, out: Path, name, diff: float, opset: int) -
         "source_commit": _git_commit(),
         "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _training(ck: dict, ckpt_path: Path, summary: dict) -> dict:
+    """Best epoch, wall time and hardware; a run fine-tuned from another run's checkpoint
+    lists every stage and sums their training time."""
+    from .train.lineage import run_stages, stage_summary
+    out = {"best_epoch": summary.get("best_epoch", ck.get("epoch")),
+           "train_seconds": summary.get("train_seconds"), "hardware": summary.get("hardware")}
+    stages = run_stages(ckpt_path.parent)
+    if len(stages) > 1:
+        out["stages"] = stage_summary(stages)
+        secs = [s["train_seconds"] for s in out["stages"]]
+        out["train_seconds"] = sum(secs) if None not in secs else None
+    return out
 
 
 def _brief(rep: dict | None) -> dict | None:

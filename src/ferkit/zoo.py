@@ -52,7 +52,7 @@ def shipped() -> list[ModelRef]:
     refs = []
     for p in sorted(ASSETS.glob("*.onnx")):
         refs.append(ModelRef(p.stem, p, read_card(p)))
-    order = {"default": 0, "fast": 1}
+    order = {"default": 0, "default_int8": 1, "fast": 2}
     return sorted(refs, key=lambda r: (order.get(r.name, 2), r.name))
 
 

@@ -1,0 +1,74 @@
+"""int8 against float for the shipped 7-class models, in one run on the same machine:
+val accuracy (flip TTA as the cards say, and single pass), ECE, and faces/s at batch 1 and
+64 on 1 thread (median of repeats, the same timing as classify_speed.py). The int8 models
+are calibrated on 512 seeded FER2013 train faces (`ferkit quantize`) and written under
+--work, not shipped.
+
+    python benchmarks/quantize.py [--models default fast]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from _common import ROOT, SHARED, median_time, write_result
+
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def speed(model, faces, repeats: int) -> dict:
+    from ferkit.analysis.classify import OnnxClassifier
+    clf = OnnxClassifier(model, threads=1, tta=False)
+    x = clf.preprocess(faces)
+    out = {}
+    for batch in (1, 64):
+        n = 64 if batch == 1 else 512
+
+        def run():
+            for i in range(0, n, batch):
+                clf.session.run(None, {clf.input_name: x[i:i + batch]})
+        out[f"faces_per_s_1thread_batch{batch}"] = n / median_time(run, repeats)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", nargs="+", default=["default", "fast"])
+    ap.add_argument("--work", default=str(ROOT / "runs" / "quantize"))
+    ap.add_argument("--n", type=int, default=512, help="calibration faces")
+    ap.add_argument("--repeats", type=int, default=15)
+    args = ap.parse_args()
+    from ferkit.data import load_dataset
+    from ferkit.evaluate import evaluate
+    from ferkit.quantize import calibration_faces, quantize_model
+
+    data = SHARED / "datasets" / "fer2013"
+    faces = load_dataset(data, "val").images[:512]
+    rows = []
+    for name in args.models:
+        out = Path(args.work) / f"{name}_int8.onnx"
+        calib = calibration_faces(data, name, n=args.n, seed=0)
+        quantize_model(name, out, calib, calib_source=str(data.relative_to(SHARED)))
+        for label, model in (("float32", name), ("int8", out)):
+            row = {"model": name, "precision": label}
+            for tta in (True, False):
+                rep = evaluate(data, model, tta=tta)
+                key = "tta_flip" if tta else "single"
+                row[key] = {k: rep[k] for k in ("accuracy", "macro_f1", "ece")}
+            row.update(speed(model, faces, args.repeats))
+            row["onnx_bytes"] = (Path(model) if label == "int8" else
+                                 ROOT / "src" / "ferkit" / "assets" / f"{name}.onnx").stat().st_size
+            rows.append(row)
+            print(row, flush=True)
+    for name in args.models:
+        f, q = (r for r in rows if r["model"] == name)
+        q["speedup_batch1"] = q["faces_per_s_1thread_batch1"] / f["faces_per_s_1thread_batch1"]
+        q["speedup_batch64"] = q["faces_per_s_1thread_batch64"] / f["faces_per_s_1thread_batch64"]
+        q["accuracy_change_tta"] = q["tta_flip"]["accuracy"] - f["tta_flip"]["accuracy"]
+    write_result("quantize", {"rows": rows, "calibration_faces": args.n,
+                              "note": "speed: single pass, 1 ORT thread; accuracy on FER2013 val"})
+
+
+if __name__ == "__main__":
+    main()

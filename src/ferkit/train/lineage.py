@@ -1,0 +1,61 @@
+"""The stages behind a training run: a run started ``init_from`` another run's checkpoint
+continues that run's training, so its cost (wall time, epochs, the curve to a target
+accuracy) is the sum over the chain of runs. Read-only; uses the JSON files each run writes
+(config.json, summary.json, history.json)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+MAX_STAGES = 8
+
+
+def _read(path: Path):
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def run_stages(run_dir: str | Path) -> list[dict]:
+    """Stages of ``run_dir``, oldest first: ``{"run", "config", "summary", "history"}`` each.
+
+    A parent is followed when the run's config names ``init_from`` and that checkpoint's
+    folder holds a config.json; a missing parent ends the chain (the stage keeps its
+    ``init_from`` so the gap is visible)."""
+    stages, seen = [], set()
+    run = Path(run_dir)
+    while run is not None and len(stages) < MAX_STAGES and run.resolve() not in seen:
+        seen.add(run.resolve())
+        cfg = _read(run / "config.json")
+        if cfg is None:
+            break
+        stages.append({"run": str(run), "config": cfg, "summary": _read(run / "summary.json") or {},
+                       "history": _read(run / "history.json") or []})
+        parent = cfg.get("init_from")
+        run = Path(parent).parent if parent else None
+    return stages[::-1]
+
+
+def stage_summary(stages: list[dict]) -> list[dict]:
+    """One small dict per stage for model cards."""
+    return [{"run": Path(s["run"]).name, "init_from": s["config"].get("init_from"),
+             "epochs": len(s["history"]) or s["config"].get("epochs"),
+             "lr": s["config"].get("lr"), "best_epoch": s["summary"].get("best_epoch"),
+             "best_val_acc": s["summary"].get("best_accuracy"),
+             "train_seconds": s["summary"].get("train_seconds")} for s in stages]
+
+
+def time_to_accuracy(stages: list[dict], target: float) -> dict:
+    """Walk the concatenated per-epoch history: when val accuracy first reached ``target``
+    (epoch counted over all stages, seconds of training summed), plus totals."""
+    elapsed, epoch, reached, best, speeds = 0.0, 0, None, 0.0, []
+    for s in stages:
+        for h in s["history"]:
+            epoch += 1
+            elapsed += h["seconds"]
+            best = max(best, h["val_acc"])
+            speeds.append(h["images_per_s"])
+            if reached is None and h["val_acc"] >= target:
+                reached = {"epoch": epoch, "seconds": elapsed, "run": Path(s["run"]).name}
+    speeds.sort()
+    return {"reached": reached, "epochs": epoch, "best_val_acc": best, "total_seconds": elapsed,
+            "stages": len(stages),
+            "median_train_images_per_s": speeds[len(speeds) // 2] if speeds else None}

@@ -1,0 +1,46 @@
+"""Run lineage: a run fine-tuned from another run's checkpoint counts the earlier stages."""
+import json
+
+from ferkit.train.lineage import run_stages, stage_summary, time_to_accuracy
+
+
+def _run(path, init_from, accs, secs=100.0, best_epoch=None):
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"init_from": init_from, "lr": 1e-3,
+                                                  "epochs": len(accs)}))
+    hist = [{"epoch": i + 1, "val_acc": a, "seconds": secs, "images_per_s": 250.0 + i}
+            for i, a in enumerate(accs)]
+    (path / "history.json").write_text(json.dumps(hist))
+    (path / "summary.json").write_text(json.dumps({
+        "best_epoch": best_epoch or (accs.index(max(accs)) + 1), "best_accuracy": max(accs),
+        "train_seconds": secs * len(accs)}))
+
+
+def test_two_stages_sum_time_and_epochs(tmp_path):
+    _run(tmp_path / "s1", None, [0.5, 0.6, 0.66])
+    _run(tmp_path / "s2", str(tmp_path / "s1" / "best.pt"), [0.64, 0.69, 0.71, 0.70], secs=50.0)
+    stages = run_stages(tmp_path / "s2")
+    assert [s["run"] for s in stages] == [str(tmp_path / "s1"), str(tmp_path / "s2")]
+    t = time_to_accuracy(stages, 0.70)
+    assert t["reached"] == {"epoch": 6, "seconds": 3 * 100.0 + 3 * 50.0, "run": "s2"}
+    assert t["epochs"] == 7 and t["stages"] == 2 and t["best_val_acc"] == 0.71
+    assert t["total_seconds"] == 500.0
+    summ = stage_summary(stages)
+    assert [s["train_seconds"] for s in summ] == [300.0, 200.0]
+    assert summ[1]["best_epoch"] == 3 and summ[0]["init_from"] is None
+
+
+def test_single_run_and_missing_parent(tmp_path):
+    _run(tmp_path / "only", None, [0.5, 0.6])
+    t = time_to_accuracy(run_stages(tmp_path / "only"), 0.70)
+    assert t["reached"] is None and t["epochs"] == 2 and t["stages"] == 1
+    # a parent that is gone ends the chain; the stage still says where it started from
+    _run(tmp_path / "orphan", str(tmp_path / "gone" / "best.pt"), [0.7])
+    stages = run_stages(tmp_path / "orphan")
+    assert len(stages) == 1 and stage_summary(stages)[0]["init_from"].endswith("best.pt")
+
+
+def test_cycle_does_not_loop(tmp_path):
+    _run(tmp_path / "a", str(tmp_path / "b" / "best.pt"), [0.5])
+    _run(tmp_path / "b", str(tmp_path / "a" / "best.pt"), [0.6])
+    assert len(run_stages(tmp_path / "a")) == 2

@@ -1,0 +1,42 @@
+"""`ferkit quantize`: int8 QDQ copy of a shipped model, calibrated on real training faces."""
+import json
+
+import numpy as np
+import onnx
+
+from ferkit.analysis.classify import OnnxClassifier
+from ferkit.cli import main
+from ferkit.data import load_dataset
+
+
+def test_quantize_fast_model(small_fer, tmp_path, capsys):
+    out = tmp_path / "fast_int8.onnx"
+    rc = main(["quantize", "--model", "fast", "--calib-data", str(small_fer), "--n", "64",
+               "--out", str(out), "--val", str(small_fer)])
+    assert rc == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    q = card["quantization"]
+    assert q["weights"] == "int8" and q["calibration_faces"] == 64 and q["source_model"] == "fast"
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["val"]["accuracy"] == card["metrics"]["val"]["accuracy"]
+    assert card["labels"] == OnnxClassifier("fast").classes
+    assert (tmp_path / card["mc_dropout_head"]).is_file()
+    assert card["metrics"]["val"]["n"] == 56
+    ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    # the int8 model reads faces almost exactly as the float one does
+    faces = load_dataset(small_fer, "val").images
+    p32 = OnnxClassifier("fast", tta=False).predict_proba(list(faces))
+    p8 = OnnxClassifier(out, tta=False).predict_proba(list(faces))
+    assert (p32.argmax(1) == p8.argmax(1)).mean() >= 0.9
+    assert np.abs(p32 - p8).max() < 0.2
+    # it can be used wherever a model is taken, MC dropout included
+    mc = OnnxClassifier(out, tta=False).predict_mc(list(faces[:4]), passes=5)
+    assert mc["mean"].shape == (4, 7)
+
+
+def test_quantize_refuses_bad_output(small_fer, tmp_path, capsys):
+    assert main(["quantize", "--model", "fast", "--calib-data", str(small_fer), "--n", "8",
+                 "--out", str(tmp_path / "x.bin")]) == 2
+    assert "must end in .onnx" in capsys.readouterr().err
+    assert not (tmp_path / "x.bin").exists()
