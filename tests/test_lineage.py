@@ -1,5 +1,6 @@
 """Run lineage: a run fine-tuned from another run's checkpoint counts the earlier stages."""
 import json
+from pathlib import Path
 
 from ferkit.train.lineage import run_stages, stage_summary, time_to_accuracy
 
@@ -44,3 +45,14 @@ def test_cycle_does_not_loop(tmp_path):
     _run(tmp_path / "a", str(tmp_path / "b" / "best.pt"), [0.5])
     _run(tmp_path / "b", str(tmp_path / "a" / "best.pt"), [0.6])
     assert len(run_stages(tmp_path / "a")) == 2
+
+
+def test_relative_init_from_is_found_from_another_working_directory(tmp_path, monkeypatch):
+    """Configs store init_from as typed (e.g. runs/default/best.pt, relative to the repo);
+    a benchmark run from another folder must still find the parent run."""
+    _run(tmp_path / "runs" / "s1", None, [0.6])
+    _run(tmp_path / "runs" / "s2", "runs/s1/best.pt", [0.7])
+    (tmp_path / "benchmarks").mkdir()
+    monkeypatch.chdir(tmp_path / "benchmarks")
+    stages = run_stages(tmp_path / "runs" / "s2")
+    assert [Path(s["run"]).name for s in stages] == ["s1", "s2"]

@@ -6,10 +6,19 @@ import pytest
 from conftest import SHARED
 
 from ferkit.analysis.classify import OnnxClassifier
-from ferkit.calibration import fit_temperature, mc_statistics, nll, selective
+from ferkit.calibration import (
+    apply_top_label_map,
+    cross_fitted_ece,
+    fit_temperature,
+    fit_top_label_map,
+    mc_statistics,
+    nll,
+    selective,
+)
 from ferkit.cli import main
 from ferkit.errors import ConfigError
 from ferkit.evaluate import calibrate, evaluate
+from ferkit.metrics import expected_calibration_error
 
 
 def test_temperature_recovers_a_known_scale(rng):
@@ -37,6 +46,40 @@ def test_selective_accuracy_and_mc_statistics():
     assert (diff["mutual_info"] > 0).all() and (diff["std"] > 0).all()
 
 
+def test_top_label_map_fixes_what_one_temperature_cannot(rng):
+    """Label smoothing's shape: over-confident in the middle, under-confident at the top.
+    The map, fitted on one half, calibrates the other; predicted labels never change."""
+    n, k = 6000, 7
+    z = rng.normal(size=(n, k)) * 2.5
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    conf = p.max(1)
+    true_acc = np.interp(conf, [0.2, 0.5, 0.8, 0.9, 1.0], [0.2, 0.43, 0.73, 0.97, 0.99])
+    correct = rng.random(n) < true_acc
+    y = np.where(correct, p.argmax(1), (p.argmax(1) + rng.integers(1, k, n)) % k)
+    a, b = slice(0, n // 2), slice(n // 2, n)
+    kx, ky = fit_top_label_map(p[a], y[a], bins=15)
+    assert (np.diff(ky) >= 0).all() and (np.diff(kx) > 0).all()
+    q = apply_top_label_map(p[b], kx, ky)
+    np.testing.assert_allclose(q.sum(1), 1, atol=1e-9)
+    assert (q.argmax(1) == p[b].argmax(1)).all()
+    t = fit_temperature(np.log(p[a]), y[a])
+    ts = np.exp(np.log(p[b]) / t)
+    ts /= ts.sum(1, keepdims=True)
+    e_map = expected_calibration_error(q, y[b])[0]
+    best_single = min(expected_calibration_error(ts, y[b])[0],
+                      expected_calibration_error(p[b], y[b])[0])
+    assert e_map < 0.6 * best_single and e_map < 0.03
+    cf = cross_fitted_ece(np.log(p), y, bins=15)
+    assert cf["temperature+top_label_map"] < cf["temperature"]
+
+
+def test_top_label_map_keeps_the_top_class_when_it_lowers_confidence():
+    p = np.array([[0.45, 0.40, 0.15], [0.9, 0.05, 0.05]])
+    q = apply_top_label_map(p, [0.0, 1.0], [0.1, 0.1])          # maps every top to 0.1
+    assert (q.argmax(1) == [0, 0]).all() and q[0, 0] > q[0, 1]
+    np.testing.assert_allclose(q.sum(1), 1)
+
+
 def test_mc_dropout_through_onnx_runtime(tiny_onnx, small_fer):
     from ferkit.data import load_dataset
     clf = OnnxClassifier(tiny_onnx, tta=False)
@@ -59,13 +102,20 @@ def test_calibrate_stores_temperature_and_evaluate_reports_both_eces(tiny_onnx, 
     model = tmp_path / "m.onnx"
     for ext in (".onnx", ".json", ".head.npz"):
         shutil.copy(str(tiny_onnx).replace(".onnx", ext), str(model).replace(".onnx", ext))
-    block = calibrate(model, small_fer)
+    before = evaluate(small_fer, model)
+    block = calibrate(model, small_fer, bins=0)                 # temperature only
+    assert "top_label_map" not in block
     assert block["nll_after"] <= block["nll_before"] + 1e-9
     card = json.loads(model.with_suffix(".json").read_text())
     assert card["temperature"] == pytest.approx(block["temperature"])
+    assert evaluate(small_fer, model)["ece"] == pytest.approx(block["ece_after"], abs=1e-6)
+    block = calibrate(model, small_fer, bins=5)                 # + top-label map
+    assert len(block["top_label_map"]["x"]) <= 5
+    assert set(block["ece_cross_fitted"]) >= {"temperature", "temperature+top_label_map"}
     rep = evaluate(small_fer, model, plots=tmp_path / "p")
-    assert rep["temperature"] == pytest.approx(block["temperature"])
-    assert rep["ece"] == pytest.approx(block["ece_after"], abs=1e-6)
+    assert rep["temperature"] == pytest.approx(block["temperature"]) and rep["top_label_map"]
+    assert rep["ece"] == pytest.approx(block["ece_after_map"], abs=1e-6)
+    assert rep["accuracy"] == before["accuracy"]               # labels unchanged
     assert rep["ece_uncalibrated"] == pytest.approx(block["ece_before"], abs=1e-6)
     assert set(rep["accuracy_at_coverage"]) == {"0.8", "0.9"}
     assert (tmp_path / "p" / "selective.png").is_file()

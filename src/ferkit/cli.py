@@ -176,9 +176,16 @@ def cmd_pseudo(a) -> int:
 
 def cmd_calibrate(a) -> int:
     from .evaluate import calibrate
-    b = calibrate(a.model, a.data, split=a.split)
+    if a.bins < 0:
+        raise FerkitError("--bins must be >= 0")
+    b = calibrate(a.model, a.data, split=a.split, bins=a.bins)
     print(f"temperature {b['temperature']:.3f}: ECE {b['ece_before']:.4f} -> {b['ece_after']:.4f},"
           f" NLL {b['nll_before']:.4f} -> {b['nll_after']:.4f} on {b['n']} faces")
+    if "ece_cross_fitted" in b:
+        cf = b["ece_cross_fitted"]
+        print(f"top-label map ({a.bins} bins): ECE {b['ece_after_map']:.4f} in sample; "
+              f"{cf['folds']}-fold cross-fitted ECE: temperature {cf['temperature']:.4f}, "
+              f"temperature + map {cf['temperature+top_label_map']:.4f}")
     return 0
 
 
@@ -329,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="shipped name or .onnx (its card is updated)")
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="val")
+    p.add_argument("--bins", type=int, default=15,
+                   help="equal-mass bins of the top-label confidence map fitted after the "
+                   "temperature (0: temperature only)")
     p = sub.add_parser("export", help="checkpoint -> ONNX + model card (needs ferkit[train])")
     p.add_argument("checkpoint")
     p.add_argument("--out", required=True)

@@ -32,6 +32,8 @@ class OnnxClassifier:
         self.mean = np.array(card["mean"], np.float32).reshape(1, -1, 1, 1)
         self.std = np.array(card["std"], np.float32).reshape(1, -1, 1, 1)
         self.temperature = float(card.get("temperature", 1.0))
+        tl = (card.get("calibration") or {}).get("top_label_map")
+        self.top_label_map = (tl["x"], tl["y"]) if tl else None
         self.tta = bool(card.get("tta_flip", False)) if tta is None else bool(tta)
         self.batch_size = batch_size
         so = ort.SessionOptions()
@@ -80,9 +82,18 @@ class OnnxClassifier:
         """Model logits for a preprocessed batch (flip TTA if the classifier uses it)."""
         return self._run(x, ["logits"], self.tta)[0]
 
+    def calibrated(self, z: np.ndarray) -> np.ndarray:
+        """Probabilities from logits with the card's calibration: its temperature, then its
+        top-label confidence map where `ferkit calibrate` fitted one."""
+        p = softmax(z / self.temperature)
+        if self.top_label_map is not None:
+            from ..calibration import apply_top_label_map
+            p = apply_top_label_map(p, *self.top_label_map)
+        return p
+
     def predict_proba(self, faces, *, preprocessed: bool = False) -> np.ndarray:
         x = faces if preprocessed else self.preprocess(faces)
-        return softmax(self.logits(x) / self.temperature)
+        return self.calibrated(self.logits(x))
 
     def embeddings(self, x: np.ndarray) -> np.ndarray:
         """Pooled backbone features (before dropout) of a preprocessed batch."""
@@ -93,7 +104,7 @@ class OnnxClassifier:
         both are averaged over the face and its mirror image."""
         x = faces if preprocessed else self.preprocess(faces)
         z, e = self._run(x, ["logits", "embedding"], self.tta)
-        return softmax(z / self.temperature), e
+        return self.calibrated(z), e
 
     def predict_mc(self, faces, passes: int = 20, *, seed: int = 0,
                    preprocessed: bool = False) -> dict:

@@ -30,8 +30,19 @@ def run_stages(run_dir: str | Path) -> list[dict]:
         stages.append({"run": str(run), "config": cfg, "summary": _read(run / "summary.json") or {},
                        "history": _read(run / "history.json") or []})
         parent = cfg.get("init_from")
-        run = Path(parent).parent if parent else None
+        run = _locate(parent, run) if parent else None
     return stages[::-1]
+
+
+def _locate(ckpt: str, child: Path) -> Path | None:
+    """The run folder of ``ckpt`` as the config wrote it: absolute, or relative to the
+    folder training ran in (the working directory then, or an ancestor of the child run)."""
+    p = Path(ckpt)
+    bases = [Path()] if p.is_absolute() else [Path(), *child.resolve().parents[:3]]
+    for base in bases:
+        if (base / p).parent.joinpath("config.json").is_file():
+            return (base / p).parent
+    return None
 
 
 def stage_summary(stages: list[dict]) -> list[dict]:
