@@ -49,10 +49,6 @@ def main(specs):
         _measure(onnx)                 # calibration fitted on val, then val metrics with it
 
 
-VAL_KEYS = ("n", "accuracy", "macro_f1", "balanced_accuracy", "per_class_accuracy_spread",
-            "ece", "ece_uncalibrated", "accuracy_at_coverage")
-
-
 def _ship_int8(assets: Path, src: str, name: str) -> None:
     from ferkit.quantize import calibration_faces, quantize_model
     from ferkit.zoo import resolve
@@ -67,15 +63,10 @@ def _measure(onnx: Path) -> None:
     """Fit the calibration on val, then write the calibrated model's val metrics."""
     import json
 
-    from ferkit.evaluate import calibrate, evaluate
-    from ferkit.io import write_json
+    from ferkit.evaluate import calibrate_and_measure
+    val_src = json.loads(onnx.with_suffix(".json").read_text())["training_data"]["val_source"]
+    calib = calibrate_and_measure(onnx, val_src)
     card = json.loads(onnx.with_suffix(".json").read_text())
-    val_src = card["training_data"]["val_source"]
-    calib = calibrate(onnx, val_src)
-    rep = evaluate(val_src, onnx)
-    card = json.loads(onnx.with_suffix(".json").read_text())
-    card["metrics"]["val"] = {k: rep[k] for k in VAL_KEYS}
-    write_json(onnx.with_suffix(".json"), card)
     print(onnx.stem, card["metrics"]["val"], "T", round(calib["temperature"], 3),
           "cross-fitted ECE", calib.get("ece_cross_fitted"))
 

@@ -86,6 +86,26 @@ def calibrate(model, data: str | Path, *, split: str | None = "val", threads: in
     return block
 
 
+CARD_VAL_KEYS = ("n", "accuracy", "macro_f1", "balanced_accuracy", "per_class_accuracy_spread",
+                 "ece", "ece_uncalibrated", "accuracy_at_coverage")
+
+
+def calibrate_and_measure(onnx: str | Path, val: str | Path) -> dict:
+    """Release step for a model file: fit its calibration on ``val`` (`calibrate`), then
+    write the calibrated model's val metrics into its card as ``metrics.val``. Returns the
+    calibration block."""
+    import json
+
+    from .io import write_json
+    onnx = Path(onnx)
+    block = calibrate(onnx, val)
+    rep = evaluate(val, onnx)
+    card = json.loads(onnx.with_suffix(".json").read_text())
+    card.setdefault("metrics", {})["val"] = {k: rep[k] for k in CARD_VAL_KEYS}
+    write_json(onnx.with_suffix(".json"), card)
+    return block
+
+
 def _load(data, clf, split, class_map, skip_bad):
     """The dataset matched to the classifier's classes; ``ds.split`` says what was read."""
     spec = ClassSpec(tuple(clf.classes), parse_mapping(class_map))
