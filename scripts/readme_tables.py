@@ -42,7 +42,7 @@ def models_table():
 
 def bench_table():
     out = []
-    for model in ("default", "fast"):
+    for model in ("default", "default_int8", "fast"):
         a = load(f"analyze_speed_{model}")
         if a:
             out.append(f"Analysis of short_hamilton_clip.mp4 (640x360, 275 frames) with `{model}`:\n")
