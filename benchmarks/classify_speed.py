@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import ROOT, SHARED, median_time, write_result
+from _common import ROOT, SHARED, classify_throughput, write_result
 
 sys.path.insert(0, str(ROOT / "src"))
 
@@ -31,13 +31,9 @@ def main():
             clf = OnnxClassifier(ref, threads=threads, tta=False)
             x = clf.preprocess(faces)
             for batch in (1, 64):
-                n = 64 if batch == 1 else 512
-                def run():
-                    for i in range(0, n, batch):
-                        clf.session.run(None, {clf.input_name: x[i:i + batch]})
-                t = median_time(run, args.repeats)
+                fps = classify_throughput(clf, x, batch, args.repeats)
                 row = {"model": ref.name, "threads": threads, "batch": batch,
-                       "faces_per_s": n / t, "ms_per_face": 1000 * t / n}
+                       "faces_per_s": fps, "ms_per_face": 1000 / fps}
                 rows.append(row)
                 print(row, flush=True)
         if args.update_cards:

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from _common import ROOT, SHARED, median_time, write_result
+from _common import ROOT, SHARED, classify_throughput, write_result
 
 sys.path.insert(0, str(ROOT / "src"))
 
@@ -21,15 +21,8 @@ def speed(model, faces, repeats: int) -> dict:
     from ferkit.analysis.classify import OnnxClassifier
     clf = OnnxClassifier(model, threads=1, tta=False)
     x = clf.preprocess(faces)
-    out = {}
-    for batch in (1, 64):
-        n = 64 if batch == 1 else 512
-
-        def run():
-            for i in range(0, n, batch):
-                clf.session.run(None, {clf.input_name: x[i:i + batch]})
-        out[f"faces_per_s_1thread_batch{batch}"] = n / median_time(run, repeats)
-    return out
+    return {f"faces_per_s_1thread_batch{b}": classify_throughput(clf, x, b, repeats)
+            for b in (1, 64)}
 
 
 def main():
@@ -42,13 +35,19 @@ def main():
     from ferkit.data import load_dataset
     from ferkit.evaluate import evaluate
     from ferkit.quantize import calibration_faces, quantize_model
+    from ferkit.zoo import resolve
 
     data = SHARED / "datasets" / "fer2013"
     faces = load_dataset(data, "val").images[:512]
     rows = []
+    calib_by_shape = {}                 # the train split is read once per input size
     for name in args.models:
         out = Path(args.work) / f"{name}_int8.onnx"
-        calib = calibration_faces(data, name, n=args.n, seed=0)
+        card = resolve(name).card
+        shape = (card["input_size"], card["channels"])
+        if shape not in calib_by_shape:
+            calib_by_shape[shape] = calibration_faces(data, name, n=args.n, seed=0)
+        calib = calib_by_shape[shape]
         quantize_model(name, out, calib, calib_source=str(data.relative_to(SHARED)))
         for label, model in (("float32", name), ("int8", out)):
             row = {"model": name, "precision": label}

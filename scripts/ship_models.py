@@ -65,10 +65,9 @@ def _measure(onnx: Path) -> None:
 
     from ferkit.evaluate import calibrate_and_measure
     val_src = json.loads(onnx.with_suffix(".json").read_text())["training_data"]["val_source"]
-    calib = calibrate_and_measure(onnx, val_src)
-    card = json.loads(onnx.with_suffix(".json").read_text())
-    print(onnx.stem, card["metrics"]["val"], "T", round(calib["temperature"], 3),
-          "cross-fitted ECE", calib.get("ece_cross_fitted"))
+    card = calibrate_and_measure(onnx, val_src)
+    print(onnx.stem, card["metrics"]["val"], "T", round(card["temperature"], 3),
+          "cross-fitted ECE", card["calibration"].get("ece_cross_fitted"))
 
 
 if __name__ == "__main__":

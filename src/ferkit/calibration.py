@@ -6,6 +6,12 @@ from __future__ import annotations
 import numpy as np
 
 
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
 def log_softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(1, keepdims=True)
     return z - np.log(np.exp(z).sum(1, keepdims=True))
@@ -96,15 +102,11 @@ def cross_fitted_ece(logits: np.ndarray, labels: np.ndarray, *, bins: int = 15, 
     for f in np.array_split(perm, folds):
         rest = np.setdiff1d(perm, f)
         t = fit_temperature(logits[rest], labels[rest])
-        kx, ky = fit_top_label_map(_softmax(logits[rest] / t), labels[rest], bins)
-        ts[f] = _softmax(logits[f] / t)
+        kx, ky = fit_top_label_map(softmax(logits[rest] / t), labels[rest], bins)
+        ts[f] = softmax(logits[f] / t)
         both[f] = apply_top_label_map(ts[f], kx, ky)
     return {"folds": folds, "seed": seed, "temperature": ece(ts, labels)[0],
             "temperature+top_label_map": ece(both, labels)[0]}
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    return np.exp(log_softmax(z))
 
 
 def entropy(p: np.ndarray) -> np.ndarray:

@@ -4,7 +4,6 @@ by cli.build_parser)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from .errors import FerkitError
 
@@ -129,8 +128,7 @@ def cmd_quantize(a) -> int:
     card = quantize_model(a.model, a.out, faces, calib_source=str(a.calib_data))
     if a.val:                        # its own calibration and val metrics, as shipped ones
         from .evaluate import calibrate_and_measure
-        calibrate_and_measure(a.out, a.val)
-        card = json.loads(Path(a.out).with_suffix(".json").read_text())
+        card = calibrate_and_measure(a.out, a.val)
     print(json.dumps({"out": str(a.out), "quantization": card["quantization"],
                       "val": card["metrics"].get("val"),
                       "val_float": card["metrics"].get("val_float")}, indent=2))

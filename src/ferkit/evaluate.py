@@ -5,8 +5,8 @@ import logging
 import time
 from pathlib import Path
 
-from .analysis.classify import OnnxClassifier, softmax
-from .calibration import selective
+from .analysis.classify import OnnxClassifier
+from .calibration import selective, softmax
 from .data import load_dataset
 from .labels import ClassSpec, parse_mapping
 from .metrics import classification_report, expected_calibration_error
@@ -93,17 +93,17 @@ CARD_VAL_KEYS = ("n", "accuracy", "macro_f1", "balanced_accuracy", "per_class_ac
 def calibrate_and_measure(onnx: str | Path, val: str | Path) -> dict:
     """Release step for a model file: fit its calibration on ``val`` (`calibrate`), then
     write the calibrated model's val metrics into its card as ``metrics.val``. Returns the
-    calibration block."""
+    updated card (the calibration block is its ``calibration``)."""
     import json
 
     from .io import write_json
     onnx = Path(onnx)
-    block = calibrate(onnx, val)
+    calibrate(onnx, val)
     rep = evaluate(val, onnx)
     card = json.loads(onnx.with_suffix(".json").read_text())
     card.setdefault("metrics", {})["val"] = {k: rep[k] for k in CARD_VAL_KEYS}
     write_json(onnx.with_suffix(".json"), card)
-    return block
+    return card
 
 
 def _load(data, clf, split, class_map, skip_bad):

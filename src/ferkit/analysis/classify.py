@@ -6,15 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..calibration import apply_top_label_map, mc_statistics, softmax
 from ..data.images import convert_channels, fit_size
 from ..errors import ModelError
 from ..zoo import ModelRef, resolve
 
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(1, keepdims=True)
+__all__ = ["OnnxClassifier", "softmax"]
 
 
 class OnnxClassifier:
@@ -87,7 +84,6 @@ class OnnxClassifier:
         top-label confidence map where `ferkit calibrate` fitted one."""
         p = softmax(z / self.temperature)
         if self.top_label_map is not None:
-            from ..calibration import apply_top_label_map
             p = apply_top_label_map(p, *self.top_label_map)
         return p
 
@@ -112,7 +108,6 @@ class OnnxClassifier:
         the model's dropout rate; returns mean probabilities, their std, predictive entropy
         and mutual information (see calibration.mc_statistics). With flip TTA the embedding
         is averaged over the face and its mirror image."""
-        from ..calibration import mc_statistics
         head = self._load_head()
         x = faces if preprocessed else self.preprocess(faces)
         emb = self._run(x, ["embedding"], self.tta)[0]
