@@ -26,7 +26,8 @@ def cfg(data, **kw):
 @pytest.fixture(scope="module")
 def dp_run(small_fer, tmp_path_factory):
     out = tmp_path_factory.mktemp("dp")
-    summary = train_private(cfg(small_fer), DPConfig(epsilon=3.0), out, progress=False)
+    summary = train_private(cfg(small_fer, warmup_epochs=0), DPConfig(epsilon=3.0), out,
+                            progress=False)
     return out, summary
 
 
@@ -39,6 +40,8 @@ def test_dp_training_spends_at_most_the_target_epsilon(dp_run):
     hist = json.loads((out / "history.json").read_text())
     eps = [h["epsilon"] for h in hist]
     assert eps == sorted(eps) and len(eps) == 2          # grows epoch by epoch
+    # the cosine schedule steps per epoch: full lr, then half-way down to 1% of it
+    assert [h["lr"] for h in hist] == pytest.approx([0.01, 0.01 * (0.01 + 0.99 * 0.5)])
     ck = checkpoint.load(out / "last.pt")
     assert ck["privacy"]["epsilon"] == pytest.approx(eps[-1])
 

@@ -28,7 +28,8 @@ log = logging.getLogger("ferkit")
 TRAIN_FLAGS = {
     "data": str, "val_data": str, "classes": str, "class_map": str, "model": str,
     "width": int, "norm": str, "dropout": float, "channels": int, "input_size": int,
-    "epochs": int, "batch_size": int, "optimizer": str, "lr": float, "weight_decay": float,
+    "epochs": int, "batch_size": int, "optimizer": str, "lr": float, "momentum": float,
+    "weight_decay": float,
     "schedule": str, "warmup_epochs": float, "label_smoothing": float, "balance": str,
     "distill": str, "distill_alpha": float, "distill_temperature": float,
     "select_metric": str, "patience": int, "seed": int, "threads": int, "device": str,

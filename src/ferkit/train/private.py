@@ -26,7 +26,7 @@ from . import checkpoint
 from .augment import augment
 from .config import TrainConfig
 from .freeze import train_mode, trainable_parameters
-from .loop import images_to_tensor, predict_logits, to_input
+from .loop import images_to_tensor, lr_lambda, predict_logits, to_input
 from .report import write_history
 from .trainer import hardware, load_splits
 
@@ -149,8 +149,13 @@ def train_private(cfg: TrainConfig, dp: DPConfig, out_dir: str | Path, *,
              dp.epsilon, delta, noise, sample_rate)
     history, best, t_start = [], (-1.0, None), time.time()
     g = torch.Generator().manual_seed(cfg.seed)
+    # the schedule steps per epoch: Opacus' optimiser skips the step of every physical batch
+    # that does not close a logical one, so per-step counts would drift with Poisson sizes
+    lr_at = lr_lambda(cfg.schedule, cfg.epochs, int(round(cfg.warmup_epochs)), cfg.min_lr_ratio)
     for epoch in range(cfg.epochs):
         t0 = time.time()
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * lr_at(epoch)
         net.train()
         if head_cache is False and dp.trainable != "all":
             train_mode(model, dp.trainable)
