@@ -1,6 +1,6 @@
 """Release step: export the trained runs into the package as shipped models.
 
-    python scripts/ship_models.py runs/default_s2:default runs/fast_s2:fast runs/ferplus:ferplus \
+    python scripts/ship_models.py runs/default_s2:default runs/fast_c2:fast runs/ferplus:ferplus \
         int8:default:default_int8
 
 For each RUN:NAME: src/ferkit/assets/NAME.onnx + NAME.head.npz (head for MC dropout) +
