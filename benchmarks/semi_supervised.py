@@ -40,6 +40,14 @@ VARIANTS = {
                            "lr_factor": 1.0, "epochs_per_round": 12, "rounds": 4,
                            "recipe": {"augment": {"rotate": 20.0, "scale": 0.2, "shift": 0.15,
                                                   "erase_p": 0.5}, "warmup_epochs": 1.0}},
+    # the same with mixup on the merged batches: mixing two faces and their (soft) labels is
+    # known to make training robust to wrong labels (Zhang et al. 2018), and about half of
+    # these pseudo-labels are wrong
+    "noisy_student_mixup": {"curriculum": 1.0, "soft": True, "max_mutual_info": 10.0,
+                            "lr_factor": 1.0, "epochs_per_round": 12, "rounds": 3,
+                            "recipe": {"augment": {"rotate": 20.0, "scale": 0.2, "shift": 0.15,
+                                                   "erase_p": 0.5, "mixup": 0.4, "mix_p": 0.5},
+                                       "warmup_epochs": 1.0}},
 }
 
 

@@ -127,7 +127,13 @@ def research_tables() -> list[str]:
         out.append(f"\nPrivacy on FER2013 halves ({st['model']}; public {st['public_half']} / private "
                    f"{st['private_half']} faces; stage two trains `{st['trainable_stage_two']}`; "
                    f"audit: {st['audit_n']} members vs {st['audit_n']} val non-members, "
-                   f"{st['shadow_models']} shadow models):\n")
+                   f"{st['shadow_models']} shadow models)")
+        sr = st.get("dp_scratch_recipe")
+        if sr:
+            out[-1] += (f"; DP from scratch: resnet_fast w{sr['width']}, {sr['optimizer'].upper()} "
+                        f"lr {sr['lr']:g} momentum {sr['momentum']:g}, logical batch "
+                        f"{sr['batch_size']}, {sr['schedule']}, {st['epochs_dp_scratch']} epochs")
+        out[-1] += ":\n"
         out.append("| ε | recipe | val acc | macro-F1 | s/epoch | loss-attack AUC | LiRA AUC | "
                    "LiRA TPR@1%FPR | ε bound on AUC |")
         out.append("|---|---|---|---|---|---|---|---|---|")
