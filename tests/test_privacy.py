@@ -80,6 +80,9 @@ def test_settings_that_break_the_guarantee_are_refused(small_fer, tiny_run, tmp_
                       tmp_path, progress=False)
     assert main(["train", "--data", str(small_fer), "--out", str(tmp_path / "r"), "--dp",
                  "--resume"]) == 2
+    # not a guarantee breaker, but a schedule DP training cannot follow (it steps per epoch)
+    with pytest.raises(ConfigError, match="onecycle"):
+        train_private(cfg(small_fer, schedule="onecycle"), DPConfig(), tmp_path, progress=False)
 
 
 def test_roc_and_bounds_on_known_scores():

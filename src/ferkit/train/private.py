@@ -65,6 +65,9 @@ class DPConfig:
                               "covered by the DP guarantee; drop --distill")
         if cfg.soft_labels:
             raise ConfigError("DP training here uses majority labels; drop --soft-labels")
+        if cfg.schedule == "onecycle":
+            raise ConfigError("DP training steps its schedule once per epoch: use --schedule "
+                              "cosine (with --warmup-epochs) or constant, not onecycle")
         if self.accountant not in ("prv", "rdp"):
             raise ConfigError("accountant must be prv or rdp")
 
