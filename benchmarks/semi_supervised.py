@@ -57,6 +57,13 @@ VARIANTS = {
 }
 
 
+def gap_closed(a: dict, best: float, ref: dict | None) -> float | None:
+    """Share of the gap from (a) to the reference ``ref`` that ``best`` closes."""
+    if not ref or ref["val_accuracy"] <= a["val_accuracy"]:
+        return None
+    return (best - a["val_accuracy"]) / (ref["val_accuracy"] - a["val_accuracy"])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", default=str(ROOT / "runs" / "semi"))
@@ -110,12 +117,10 @@ def main():
         r = pseudo_label_arrays(a_dir / "best.pt", lab, unl, val, work / f"b_{name}", pc,
                                 progress=False, cfg=TrainConfig.from_dict(base))
         best = max(x["val_accuracy"] for x in r["rounds"])
-        closed = lambda ref: ((best - a["val_accuracy"]) / (ref["val_accuracy"] - a["val_accuracy"])  # noqa: E731
-                              if ref and ref["val_accuracy"] > a["val_accuracy"] else None)
         runs.append({"variant": name, "config": dataclasses.asdict(pc),
                      "recipe_overrides": overrides, "rounds": r["rounds"],
-                     "best_val_accuracy": best, "gap_closed": closed(c),
-                     "gap_closed_vs_long": closed(c_long)})
+                     "best_val_accuracy": best, "gap_closed": gap_closed(a, best, c),
+                     "gap_closed_vs_long": gap_closed(a, best, c_long)})
         print(json.dumps(runs[-1]), flush=True)
     write_result("semi_supervised", {
         "setup": {"labelled": len(lab), "unlabelled": len(unl), "share": args.share, "recipe": RECIPE,
