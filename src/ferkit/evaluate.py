@@ -33,15 +33,11 @@ def evaluate(data: str | Path, model=None, *, split: str | None = "val", tta: bo
         probs = clf.predict_mc(x, mc_dropout, preprocessed=True)["mean"]
     else:
         probs = clf.calibrated(logits)
-    report = classification_report(probs, ds.labels, clf.classes)
-    _, _, at = selective(probs, ds.labels)
+    report = _scores(clf, ds, logits, probs)
     report.update({"model": str(clf.ref.path), "model_name": clf.ref.name, "data": str(data),
                    "split": ds.split, "tta_flip": clf.tta, "temperature": clf.temperature,
                    "top_label_map": clf.top_label_map is not None,
                    "mc_dropout_passes": mc_dropout,
-                   "ece_uncalibrated": expected_calibration_error(softmax(logits),
-                                                                  ds.labels)[0],
-                   "accuracy_at_coverage": at,
                    "faces_per_s": len(ds) / dt if dt > 0 else None,
                    "ignored_classes": ds.report.dropped_classes,
                    "skipped": ds.report.skipped})
@@ -61,29 +57,7 @@ def calibrate(model, data: str | Path, *, split: str | None = "val", threads: in
     confidence map on the temperature-scaled probabilities; store both in the model card,
     which ferkit applies by default from then on. Returns the card's calibration block, with
     the in-sample ECE and the honest 5-fold cross-fitted ECE of each step."""
-    from .calibration import apply_top_label_map, cross_fitted_ece, fit_temperature, fit_top_label_map, nll
-    from .io import write_json
-    clf = OnnxClassifier(model, threads=threads)
-    ds = _load(data, clf, split, None, False)
-    logits = clf.logits(clf.preprocess(ds.images))
-    t = fit_temperature(logits, ds.labels)
-    p_t = softmax(logits / t)
-    block = {"temperature": t, "fitted_on": str(data), "split": ds.split, "n": len(ds),
-             "tta_flip": clf.tta,
-             "ece_before": expected_calibration_error(softmax(logits), ds.labels)[0],
-             "ece_after": expected_calibration_error(p_t, ds.labels)[0],
-             "nll_before": nll(logits, ds.labels, 1.0), "nll_after": nll(logits, ds.labels, t)}
-    if bins > 0:
-        kx, ky = fit_top_label_map(p_t, ds.labels, bins)
-        block["top_label_map"] = {"x": kx.tolist(), "y": ky.tolist(), "bins": bins}
-        block["ece_after_map"] = expected_calibration_error(
-            apply_top_label_map(p_t, kx, ky), ds.labels)[0]
-        block["ece_cross_fitted"] = cross_fitted_ece(logits, ds.labels, bins=bins)
-    card = dict(clf.ref.card)
-    card["temperature"] = t
-    card["calibration"] = block
-    write_json(clf.ref.path.with_suffix(".json"), card)
-    return block
+    return _calibrate(model, data, split=split, threads=threads, bins=bins)[0]["calibration"]
 
 
 CARD_VAL_KEYS = ("n", "accuracy", "macro_f1", "balanced_accuracy", "per_class_accuracy_spread",
@@ -91,19 +65,58 @@ CARD_VAL_KEYS = ("n", "accuracy", "macro_f1", "balanced_accuracy", "per_class_ac
 
 
 def calibrate_and_measure(onnx: str | Path, val: str | Path) -> dict:
-    """Release step for a model file: fit its calibration on ``val`` (`calibrate`), then
-    write the calibrated model's val metrics into its card as ``metrics.val``. Returns the
-    updated card (the calibration block is its ``calibration``)."""
-    import json
+    """Release step for a model file: fit its calibration on ``val`` (`calibrate`), and
+    write the calibrated model's val metrics (as `ferkit evaluate` reports them) into its
+    card as ``metrics.val``, from the same forward pass. Returns the updated card."""
+    return _calibrate(onnx, val, measure=True)[0]
 
+
+def _calibrate(model, data, *, split="val", threads=2, bins=15, measure=False):
+    """(card, report): fit and store the calibration; with ``measure``, also score the
+    calibrated probabilities and store them as the card's ``metrics.val``."""
+    from .calibration import (
+        apply_top_label_map,
+        cross_fitted_ece,
+        fit_temperature,
+        fit_top_label_map,
+        nll,
+    )
     from .io import write_json
-    onnx = Path(onnx)
-    calibrate(onnx, val)
-    rep = evaluate(val, onnx)
-    card = json.loads(onnx.with_suffix(".json").read_text())
-    card.setdefault("metrics", {})["val"] = {k: rep[k] for k in CARD_VAL_KEYS}
-    write_json(onnx.with_suffix(".json"), card)
-    return card
+    clf = OnnxClassifier(model, threads=threads)
+    ds = _load(data, clf, split, None, False)
+    logits = clf.logits(clf.preprocess(ds.images))
+    t = fit_temperature(logits, ds.labels)
+    probs = p_t = softmax(logits / t)
+    block = {"temperature": t, "fitted_on": str(data), "split": ds.split, "n": len(ds),
+             "tta_flip": clf.tta,
+             "ece_before": expected_calibration_error(softmax(logits), ds.labels)[0],
+             "ece_after": expected_calibration_error(p_t, ds.labels)[0],
+             "nll_before": nll(logits, ds.labels, 1.0), "nll_after": nll(logits, ds.labels, t)}
+    if bins > 0:
+        kx, ky = fit_top_label_map(p_t, ds.labels, bins)
+        probs = apply_top_label_map(p_t, kx, ky)
+        block["top_label_map"] = {"x": kx.tolist(), "y": ky.tolist(), "bins": bins}
+        block["ece_after_map"] = expected_calibration_error(probs, ds.labels)[0]
+        block["ece_cross_fitted"] = cross_fitted_ece(logits, ds.labels, bins=bins)
+    card = dict(clf.ref.card)
+    card["temperature"] = t
+    card["calibration"] = block
+    report = None
+    if measure:
+        report = _scores(clf, ds, logits, probs)
+        card["metrics"] = {**card.get("metrics", {}),
+                           "val": {k: report[k] for k in CARD_VAL_KEYS}}
+    write_json(clf.ref.path.with_suffix(".json"), card)
+    return card, report
+
+
+def _scores(clf, ds, logits, probs) -> dict:
+    """Classification report of ``probs`` (calibrated) plus the uncalibrated ECE of
+    ``logits`` and accuracy at 80% / 90% coverage."""
+    report = classification_report(probs, ds.labels, clf.classes)
+    report["ece_uncalibrated"] = expected_calibration_error(softmax(logits), ds.labels)[0]
+    report["accuracy_at_coverage"] = selective(probs, ds.labels)[2]
+    return report
 
 
 def _load(data, clf, split, class_map, skip_bad):

@@ -53,7 +53,7 @@ def shipped() -> list[ModelRef]:
     for p in sorted(ASSETS.glob("*.onnx")):
         refs.append(ModelRef(p.stem, p, read_card(p)))
     order = {"default": 0, "default_int8": 1, "fast": 2}
-    return sorted(refs, key=lambda r: (order.get(r.name, 2), r.name))
+    return sorted(refs, key=lambda r: (order.get(r.name, len(order)), r.name))
 
 
 def resolve(model: str | Path | None) -> ModelRef:
