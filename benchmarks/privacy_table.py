@@ -1,6 +1,8 @@
 """Issue 4's table: FER2013 val accuracy at epsilon = 1, 3, 8 and non-private, for DP-SGD
 from scratch and for the two-stage recipe, with time per epoch, and the membership-
-inference audit (loss threshold + offline LiRA with shadow models) of every model.
+inference audit of every model: loss threshold, offline LiRA with shadow models, and
+difficulty calibration against the public stage-one model (which a two-stage attacker has),
+each AUC with its 95% interval.
 
 Train is split in two stratified, seeded halves: a "public" half (stage one of the
 two-stage recipe, and the shadow models' reference set) and a "private" half (what every
@@ -30,6 +32,9 @@ def main():
     ap.add_argument("--work", default=str(ROOT / "runs" / "privacy"))
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--epochs", type=int, default=15, help="non-private runs from scratch")
+    ap.add_argument("--stage-one-epochs", type=int, default=40,
+                    help="the public stage one of the two-stage recipe, trained as long as the "
+                    "converged scratch row, so that stage two starts from a finished model")
     ap.add_argument("--dp-epochs", type=int, default=30, help="DP-SGD from scratch")
     # DP-SGD from scratch needs its own recipe: the noise added to each step grows with the
     # square root of the number of trained parameters and shrinks with the batch, and Adam's
@@ -39,7 +44,7 @@ def main():
     ap.add_argument("--dp-width", type=int, default=8)
     ap.add_argument("--dp-batch", type=int, default=1024)
     ap.add_argument("--dp-lr", type=float, default=2.0)
-    ap.add_argument("--ft-epochs", type=int, default=4, help="stage two (DP or not)")
+    ap.add_argument("--ft-epochs", type=int, default=8, help="stage two (DP or not)")
     ap.add_argument("--trainable", default="last-block", choices=["all", "last-block", "head"])
     ap.add_argument("--epsilons", type=float, nargs="+", default=[1.0, 3.0, 8.0])
     ap.add_argument("--audit-n", type=int, default=2000)
@@ -70,8 +75,9 @@ def main():
                     progress=False).fit()
         return out
 
-    # stage two under DP: AdamW at a constant learning rate on the public model's last block
-    two_stage = {"batch_size": 512, "lr": 1e-3, "label_smoothing": 0.0, "schedule": "constant"}
+    # stage two under DP: AdamW on the public model's last block, cosine per epoch
+    two_stage = {"batch_size": 512, "lr": 1e-3, "label_smoothing": 0.0, "schedule": "cosine",
+                 "warmup_epochs": 0.0}
     scratch = {"width": args.dp_width, "batch_size": args.dp_batch, "optimizer": "sgd",
                "lr": args.dp_lr, "momentum": 0.9, "weight_decay": 0.0, "label_smoothing": 0.0,
                "schedule": "cosine", "warmup_epochs": 1.0}
@@ -86,16 +92,23 @@ def main():
 
     rows = []
     t0 = time.time()
-    pub = run_np("public_stage1", public, epochs=args.epochs)
+    s1 = args.stage_one_epochs
+    pub = run_np("public_stage1" if s1 == 15 else f"public_stage1_{s1}ep", public, epochs=s1)
+    tag = f"s{s1}_ft{args.ft_epochs}"           # stage-two runs depend on both lengths
+
+    def np_two_stage(trainable):
+        return lambda: run_np(f"np_two_stage_{trainable}_{tag}", private, epochs=args.ft_epochs,
+                              lr=1e-3, warmup_epochs=0.0, init_from=str(pub / "best.pt"),
+                              trainable=trainable)
     plan = [("non-private", "scratch", lambda: run_np("np_scratch", private, epochs=args.epochs)),
-            ("non-private", "two-stage", lambda: run_np(
-                "np_two_stage", private, epochs=args.ft_epochs, lr=1e-3, warmup_epochs=0.0,
-                init_from=str(pub / "best.pt"), trainable=args.trainable))]
+            ("non-private", "two-stage", np_two_stage(args.trainable))]
+    if args.trainable != "all":                 # what fine-tuning every layer would give
+        plan.append(("non-private", "two-stage, all layers", np_two_stage("all")))
     for eps in args.epsilons:
         plan.append((eps, f"scratch (w{args.dp_width}, SGD)", lambda e=eps: run_dp(
             f"dp_scratch_w{args.dp_width}_eps{e:g}", e, args.dp_epochs, scratch)))
         plan.append((eps, "two-stage", lambda e=eps: run_dp(
-            f"dp_two_stage_eps{e:g}", e, args.ft_epochs, two_stage, trainable=args.trainable,
+            f"dp_two_stage_{tag}_eps{e:g}", e, args.ft_epochs, two_stage, trainable=args.trainable,
             init_from=str(pub / "best.pt"))))
     shadow_recipe = {"norm": "group", "width": args.width, "epochs": args.epochs,
                      "augment": AUG, "batch_size": 256}
@@ -120,11 +133,12 @@ def main():
             audit = audit_arrays("default", private, val, n=args.audit_n, seed=0,
                                  reference=public, shadow_models=args.shadows,
                                  shadow_recipe=shadow_recipe, workdir=work / "shadows",
-                                 plots=work / "default_audit")
+                                 plots=work / "default_audit", reference_model=pub / "best.pt")
             rows.append({"epsilon": eps, "recipe": recipe, "run": "assets/default.onnx",
                          "val_accuracy": card["metrics"]["val"]["accuracy"],
-                         "audit": {k: {m: v[m] for m in ("auc", "accuracy", "tpr_at_1pct_fpr",
-                                                        "tpr_at_0.1pct_fpr")}
+                         "audit": {k: {m: v[m] for m in (
+                                       "auc", "auc_ci95", "accuracy", "tpr_at_1pct_fpr",
+                                       "tpr_at_0.1pct_fpr")}
                                    for k, v in audit["attacks"].items()},
                          "member_accuracy": audit["member_accuracy"],
                          "non_member_accuracy": audit["non_member_accuracy"]})
@@ -135,14 +149,15 @@ def main():
         audit = audit_arrays(out / "best.pt", private, val, n=args.audit_n, seed=0,
                              reference=public, shadow_models=args.shadows,
                              shadow_recipe=shadow_recipe, workdir=work / "shadows",
-                             plots=out / "audit")
+                             plots=out / "audit", reference_model=pub / "best.pt")
         row = {"epsilon": eps, "recipe": recipe, "run": out.name,
                "val_accuracy": s["val_report"]["accuracy"], "val_macro_f1": s["val_report"]["macro_f1"],
                "epochs": len(hist), "seconds_per_epoch": float(np.median([h["seconds"] for h in hist])),
                "epsilon_spent": (s.get("privacy") or {}).get("epsilon"),
                "delta": (s.get("privacy") or {}).get("delta"),
                "noise_multiplier": (s.get("privacy") or {}).get("noise_multiplier"),
-               "audit": {k: {m: v[m] for m in ("auc", "accuracy", "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr")}
+               "audit": {k: {m: v[m] for m in ("auc", "auc_ci95", "accuracy", "tpr_at_1pct_fpr",
+                                       "tpr_at_0.1pct_fpr")}
                          for k, v in audit["attacks"].items()},
                "member_accuracy": audit["member_accuracy"],
                "non_member_accuracy": audit["non_member_accuracy"],
@@ -155,7 +170,8 @@ def main():
                   "private_half": len(private), "val": len(val), "trainable_stage_two": args.trainable,
                   "epochs_scratch": args.epochs, "epochs_dp_scratch": args.dp_epochs,
                   "dp_scratch_recipe": scratch, "dp_two_stage_recipe": two_stage,
-                  "epochs_stage_two": args.ft_epochs, "audit_n": args.audit_n,
+                  "epochs_stage_one": s1, "epochs_stage_two": args.ft_epochs,
+                  "reference_model": str(pub.relative_to(ROOT) / "best.pt"), "audit_n": args.audit_n,
                   "shadow_models": args.shadows, "threads": 2},
         "stage_one_val_accuracy": pub_s["val_report"]["accuracy"],
         "rows": rows, "wall_seconds": time.time() - t0})

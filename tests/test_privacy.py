@@ -4,9 +4,10 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from conftest import SHARED
 
-from ferkit.audit import attack_report, dp_bounds, privacy_audit, roc
+from ferkit.audit import attack_report, auc_ci95, dp_bounds, privacy_audit, roc
 from ferkit.cli import main
 from ferkit.errors import ConfigError
 from ferkit.train import checkpoint
@@ -66,6 +67,26 @@ def test_two_stage_head_only_on_a_batchnorm_model(small_fer, tiny_run, tmp_path)
     assert all(np.allclose(before[k], after[k]) for k in frozen)   # backbone untouched
 
 
+def test_augmentation_multiplicity_averages_each_faces_views(small_fer, tmp_path):
+    """K identical views (no augmentation, no dropout) must give exactly the K=1 run: one
+    clipped gradient per face, the same noise, the same weights. With augmentation on, the
+    views differ and so do the weights."""
+    off = {"flip": False, "rotate": 0, "scale": 0, "shift": 0, "erase_p": 0}
+    runs = {}
+    for k, aug in ((1, off), (3, off), (3, {})):
+        out = tmp_path / f"k{k}{len(aug)}"
+        s = train_private(cfg(small_fer, warmup_epochs=0, epochs=1, dropout=0.0, augment=aug),
+                          DPConfig(epsilon=3.0, aug_multiplicity=k), out, progress=False)
+        assert s["privacy"]["aug_multiplicity"] == k and s["privacy"]["epsilon"] <= 3.0 + 1e-6
+        runs[k, len(aug)] = checkpoint.load(out / "last.pt")["model"]
+    one, three, aug3 = runs[1, 5], runs[3, 5], runs[3, 0]
+    for name in one:
+        assert torch.allclose(one[name], three[name], atol=1e-5), name
+    assert any(not torch.allclose(one[n], aug3[n], atol=1e-4) for n in one)
+    with pytest.raises(ConfigError, match="ghost"):
+        DPConfig(aug_multiplicity=2, grad_sample_mode="ghost").validate(cfg(small_fer))
+
+
 def test_settings_that_break_the_guarantee_are_refused(small_fer, tiny_run, tmp_path):
     with pytest.raises(ConfigError, match="BatchNorm"):
         train_private(cfg(small_fer, norm="batch"), DPConfig(), tmp_path, progress=False)
@@ -96,7 +117,17 @@ def test_roc_and_bounds_on_known_scores():
     assert dp_bounds(0.0, 0.0)["auc_max"] == pytest.approx(0.5, abs=1e-3)
 
 
-def test_audit_finds_the_leak_of_an_overfit_model(small_fer, tmp_path):
+def test_auc_interval_covers_chance_when_the_scores_carry_nothing():
+    lo, hi = auc_ci95(0.5, 2000, 2000)                   # Hanley & McNeil: SE 0.00913
+    assert (hi - lo) / 2 == pytest.approx(1.96 * 0.00913, rel=0.01)
+    rng = np.random.default_rng(0)
+    covered = [attack_report(rng.normal(size=300), rng.normal(size=300))["auc_ci95"]
+               for _ in range(200)]
+    share = np.mean([lo <= 0.5 <= hi for lo, hi in covered])
+    assert 0.9 <= share <= 0.99                          # a 95% interval, not a 50% or 100% one
+
+
+def test_audit_finds_the_leak_of_an_overfit_model(small_fer, tiny_run, tmp_path):
     """A model trained hard on 168 faces memorises them: the loss attack must see it."""
     from ferkit.train.trainer import Trainer
     Trainer(TrainConfig.from_dict(dict(data=str(small_fer), model="resnet_fast", width=16,
@@ -111,6 +142,17 @@ def test_audit_finds_the_leak_of_an_overfit_model(small_fer, tmp_path):
     assert rep["n_members"] == rep["n_non_members"] == 100
     assert rep["attacks"]["loss_threshold"]["auc"] > 0.7
     assert (tmp_path / "plots" / "roc.png").read_bytes()[:4] == b"\x89PNG"
+    # difficulty calibration: against a barely trained model the memorised faces stand out;
+    # against the target itself every score is 0 and the attack can tell nothing
+    kw = dict(n=100, seed=1)
+    cal = privacy_audit(tmp_path / "overfit" / "best.pt", small_fer / "train",
+                        SHARED / "datasets/fer2013/train", reference_model=tiny_run / "best.pt",
+                        **kw)["attacks"]["reference_calibrated"]
+    assert cal["auc"] > 0.7 and cal["reference_model"].endswith("best.pt")
+    same = privacy_audit(tmp_path / "overfit" / "best.pt", small_fer / "train",
+                         SHARED / "datasets/fer2013/train",
+                         reference_model=tmp_path / "overfit" / "best.pt", **kw)
+    assert same["attacks"]["reference_calibrated"]["auc"] == pytest.approx(0.5)
 
 
 def test_cli_audit_with_shadow_models_and_dp_bound(dp_run, small_fer, tmp_path, capsys):
@@ -129,9 +171,11 @@ def test_cli_audit_with_shadow_models_and_dp_bound(dp_run, small_fer, tmp_path, 
     assert main(["privacy-audit", "--model", str(out / "best.pt"), "--members",
                  str(small_fer / "train"), "--non-members", str(small_fer / "val"),
                  "--reference", str(ref), "--shadow-models", "2", "--shadow-epochs", "1",
+                 "--reference-model", str(out / "best.pt"),
                  "--json", str(tmp_path / "a.json")]) == 0
     rep = json.loads((tmp_path / "a.json").read_text())
-    assert set(rep["attacks"]) == {"loss_threshold", "shadow_lira"}
+    assert set(rep["attacks"]) == {"loss_threshold", "shadow_lira", "reference_calibrated"}
+    assert "reference_calibrated" in capsys.readouterr().out
     assert rep["n_members"] == rep["n_non_members"] == 56
     assert rep["dp_bound"]["epsilon"] == rep["privacy"]["epsilon"]
     for a in rep["attacks"].values():

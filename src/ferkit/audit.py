@@ -5,7 +5,11 @@ Two membership-inference attacks on equal-size, seeded draws of members and non-
 - shadow models, likelihood-ratio style (offline LiRA, Carlini et al. 2022): K shadow models
   trained on random halves of a disjoint reference set give, per face, the distribution of
   its logit-scaled confidence when it was NOT trained on; the target's score is measured
-  against that distribution.
+  against that distribution;
+- reference-model difficulty calibration (Watson et al. 2022): the target's logit-scaled
+  confidence minus that of one model that never saw the audited faces. For the two-stage
+  recipe the natural reference is the public stage-one model, which the attacker has; the
+  difference isolates what fine-tuning on the private faces added.
 Reported: AUC, best-threshold accuracy, TPR at 1% and 0.1% FPR, an ROC plot, and for a DP
 model the bounds its (epsilon, delta) implies for any attack.
 """
@@ -36,11 +40,22 @@ def roc(scores_in: np.ndarray, scores_out: np.ndarray):
     return fpr, tpr, float(np.trapezoid(tpr, fpr))
 
 
+def auc_ci95(auc: float, n_in: int, n_out: int) -> tuple[float, float]:
+    """95% interval of an AUC from its standard error (Hanley & McNeil 1982): is an attack's
+    AUC distinguishable from 0.5, or from another model's?"""
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    var = (auc * (1 - auc) + (n_in - 1) * (q1 - auc * auc)
+           + (n_out - 1) * (q2 - auc * auc)) / max(n_in * n_out, 1)
+    half = 1.96 * math.sqrt(max(var, 0.0))
+    return max(0.0, auc - half), min(1.0, auc + half)
+
+
 def attack_report(scores_in, scores_out) -> dict:
     fpr, tpr, auc = roc(scores_in, scores_out)
     acc = float(np.max((tpr + 1 - fpr) / 2))
     tpr_at = lambda f: float(np.max(tpr[fpr <= f])) if np.any(fpr <= f) else 0.0
-    return {"auc": auc, "accuracy": acc, "tpr_at_1pct_fpr": tpr_at(0.01),
+    return {"auc": auc, "auc_ci95": auc_ci95(auc, len(scores_in), len(scores_out)),
+            "accuracy": acc, "tpr_at_1pct_fpr": tpr_at(0.01),
             "tpr_at_0.1pct_fpr": tpr_at(0.001), "roc": (fpr, tpr)}
 
 
@@ -103,7 +118,7 @@ def _phi(probs, labels):
 def privacy_audit(model, members: str | Path, non_members: str | Path, *, n: int | None = None,
                   seed: int = 0, reference: str | Path | None = None, shadow_models: int = 0,
                   shadow_recipe: dict | None = None, workdir: str | Path | None = None,
-                  plots: str | Path | None = None) -> dict:
+                  plots: str | Path | None = None, reference_model=None) -> dict:
     """Audit ``model`` on labelled face folders (see audit_arrays)."""
     scorer = _Scorer(model)
     spec = ClassSpec(tuple(scorer.classes))
@@ -112,14 +127,16 @@ def privacy_audit(model, members: str | Path, non_members: str | Path, *, n: int
     return audit_arrays(scorer, load_dataset(members, None, **kw),
                         load_dataset(non_members, None, **kw), n=n, seed=seed, reference=ref,
                         shadow_models=shadow_models, shadow_recipe=shadow_recipe,
-                        workdir=workdir, plots=plots)
+                        workdir=workdir, plots=plots, reference_model=reference_model)
 
 
 def audit_arrays(model, members: FaceArray, non_members: FaceArray, *, n: int | None = None,
                  seed: int = 0, reference: FaceArray | None = None, shadow_models: int = 0,
                  shadow_recipe: dict | None = None, workdir: str | Path | None = None,
-                 plots: str | Path | None = None) -> dict:
+                 plots: str | Path | None = None, reference_model=None) -> dict:
     """Membership inference against ``model`` (a path or a _Scorer) on in-memory faces.
+    ``reference_model`` (a path or a _Scorer, same classes, trained without the audited faces)
+    adds the difficulty-calibrated attack.
     Shadow models are kept in ``workdir`` and reused by later audits that give the same
     workdir, reference set, audited faces and recipe (one set of shadows for many targets)."""
     scorer = model if isinstance(model, _Scorer) else _Scorer(model)
@@ -141,6 +158,9 @@ def audit_arrays(model, members: FaceArray, non_members: FaceArray, *, n: int | 
         attacks["shadow_lira"] = attack_report((t_in - mu[:len(mem)]) / sigma,
                                                (t_out - mu[len(mem):]) / sigma)
         attacks["shadow_lira"]["shadow_models"] = shadow_models
+    if reference_model is not None:
+        attacks["reference_calibrated"] = _calibrated(scorer, reference_model, mem, non,
+                                                      p_in, p_out)
     report = {"model": scorer.path, "n_members": len(mem), "n_non_members": len(non),
               "seed": seed, "member_accuracy": float((p_in.argmax(1) == mem.labels).mean()),
               "non_member_accuracy": float((p_out.argmax(1) == non.labels).mean()),
@@ -155,6 +175,21 @@ def audit_arrays(model, members: FaceArray, non_members: FaceArray, *, n: int | 
     if "dp_bound" in report:
         report["dp_bound"].pop("roc")
     return report
+
+
+def _calibrated(scorer, reference_model, mem, non, p_in, p_out) -> dict:
+    """phi(target) - phi(reference) per face: high where the target is surer than a model
+    that never saw the face."""
+    ref = reference_model if isinstance(reference_model, _Scorer) else _Scorer(reference_model)
+    if list(ref.classes) != list(scorer.classes):
+        from .errors import ConfigError
+        raise ConfigError(f"reference model {ref.path} has classes {list(ref.classes)}, the "
+                          f"audited model {list(scorer.classes)}: they must match")
+    r_in, r_out = ref.probs(mem), ref.probs(non)
+    rep = attack_report(_phi(p_in, mem.labels) - _phi(r_in, mem.labels),
+                        _phi(p_out, non.labels) - _phi(r_out, non.labels))
+    rep["reference_model"] = ref.path
+    return rep
 
 
 def _shadow_phis(ref: FaceArray, mem, non, k, recipe, seed, workdir) -> np.ndarray:

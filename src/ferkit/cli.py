@@ -74,6 +74,9 @@ def _add_train(sub):
     dp.add_argument("--physical-batch", type=int, default=128)
     dp.add_argument("--grad-sample-mode", choices=["hooks", "ghost"], default="hooks")
     dp.add_argument("--no-feature-cache", action="store_true")
+    dp.add_argument("--aug-multiplicity", type=int, default=1, metavar="K",
+                    help="K augmented views per face, their per-sample gradients averaged "
+                    "before clipping (K times the compute per step)")
 
 
 def cmd_train(a) -> int:
@@ -102,7 +105,7 @@ def cmd_train(a) -> int:
                               "need the same Poisson sampler state; start a new --out")
         dpc = DPConfig(a.epsilon, a.delta, a.max_grad_norm, a.dp_trainable, a.init_from,
                        a.accountant, a.physical_batch, a.grad_sample_mode,
-                       not a.no_feature_cache)
+                       not a.no_feature_cache, a.aug_multiplicity)
         s = train_private(cfg, dpc, a.out, progress=not a.no_progress)
         print(json.dumps({"best_epoch": s["best_epoch"], "privacy": s["privacy"],
                           "val_accuracy": s["val_report"]["accuracy"]}, indent=2))
@@ -384,6 +387,9 @@ def _add_audit(sub):
     p.add_argument("--reference", help="labelled faces disjoint from both, for shadow models")
     p.add_argument("--shadow-models", type=int, default=0)
     p.add_argument("--shadow-epochs", type=int, default=8)
+    p.add_argument("--reference-model", help="a model of the same classes that never saw the "
+                   "audited faces (e.g. the public stage one of a two-stage run): adds the "
+                   "difficulty-calibrated attack")
     p.add_argument("--json", required=True)
     p.add_argument("--plots")
 
@@ -393,14 +399,16 @@ def cmd_audit(a) -> int:
     from .io import write_json
     rep = privacy_audit(a.model, a.members, a.non_members, n=a.n, seed=a.seed,
                         reference=a.reference, shadow_models=a.shadow_models,
-                        shadow_recipe={"epochs": a.shadow_epochs}, plots=a.plots)
+                        shadow_recipe={"epochs": a.shadow_epochs}, plots=a.plots,
+                        reference_model=a.reference_model)
     write_json(a.json, rep)
     for name, r in rep["attacks"].items():
-        print(f"{name:>15}: AUC {r['auc']:.4f}  acc {r['accuracy']:.4f}  "
+        lo, hi = r["auc_ci95"]
+        print(f"{name:>20}: AUC {r['auc']:.4f} [{lo:.3f}, {hi:.3f}]  acc {r['accuracy']:.4f}  "
               f"TPR@1%FPR {r['tpr_at_1pct_fpr']:.4f}  TPR@0.1%FPR {r['tpr_at_0.1pct_fpr']:.4f}")
     if "dp_bound" in rep:
         b = rep["dp_bound"]
-        print(f"{'DP bound':>15}: AUC <= {b['auc_max']:.4f}  acc <= {b['accuracy_max']:.4f} "
+        print(f"{'DP bound':>20}: AUC <= {b['auc_max']:.4f}  acc <= {b['accuracy_max']:.4f} "
               f"(eps {b['epsilon']:.2f}, delta {b['delta']:.1e})")
     return 0
 

@@ -44,6 +44,7 @@ class DPConfig:
     physical_batch: int = 128
     grad_sample_mode: str = "hooks"     # hooks | ghost
     feature_cache: bool = True          # head-only: train on cached backbone features
+    aug_multiplicity: int = 1           # K augmented views per face, gradients averaged
 
     def validate(self, cfg: TrainConfig) -> None:
         """Refuse settings that would silently break the privacy guarantee."""
@@ -70,6 +71,15 @@ class DPConfig:
                               "cosine (with --warmup-epochs) or constant, not onecycle")
         if self.accountant not in ("prv", "rdp"):
             raise ConfigError("accountant must be prv or rdp")
+        if self.aug_multiplicity < 1:
+            raise ConfigError("--aug-multiplicity must be >= 1")
+        if self.aug_multiplicity > 1:
+            if self.grad_sample_mode != "hooks":
+                raise ConfigError("--aug-multiplicity needs the per-sample gradients of "
+                                  "--grad-sample-mode hooks; ghost clipping never forms them")
+            if self.trainable == "head" and self.feature_cache:
+                raise ConfigError("--aug-multiplicity augments images; the head-only feature "
+                                  "cache has none. Add --no-feature-cache or drop it")
 
 
 def check_norm_layers(model: nn.Module, which: str) -> None:
@@ -169,11 +179,17 @@ def train_private(cfg: TrainConfig, dp: DPConfig, out_dir: str | Path, *,
                                disable=not progress):
                 if len(yb) == 0:
                     continue
+                kk = dp.aug_multiplicity
                 if not head_cache:
-                    xb = augment(to_input(xb, mcfg["mean"], mcfg["std"]), cfg.augment, g)
-                loss = criterion(net(xb), yb)
+                    xb = to_input(xb, mcfg["mean"], mcfg["std"])
+                    if kk > 1:                              # face i at rows i*K .. i*K+K-1
+                        xb = xb.repeat_interleave(kk, 0)
+                    xb = augment(xb, cfg.augment, g)
+                loss = criterion(net(xb), yb.repeat_interleave(kk) if kk > 1 else yb)
                 opt.zero_grad()
                 loss.backward()
+                if kk > 1:
+                    _average_views(params, kk)
                 opt.step()
                 loss_sum += float(loss.detach()) * len(yb)
                 seen += len(yb)
@@ -191,7 +207,7 @@ def train_private(cfg: TrainConfig, dp: DPConfig, out_dir: str | Path, *,
                    "accountant": dp.accountant, "sample_rate": sample_rate,
                    "noise_multiplier": noise, "max_grad_norm": dp.max_grad_norm,
                    "epochs": epoch + 1, "trainable": dp.trainable, "init_from": dp.init_from,
-                   "n_private": len(train)}
+                   "n_private": len(train), "aug_multiplicity": dp.aug_multiplicity}
         payload = {"model": _plain_state(model), "model_config": mcfg, "classes": train.classes,
                    "config": cfg.to_dict(), "dp": asdict(dp), "privacy": privacy,
                    "val_report": rep, "epoch": epoch + 1}
@@ -206,6 +222,16 @@ def train_private(cfg: TrainConfig, dp: DPConfig, out_dir: str | Path, *,
                "val_report": checkpoint.load(out / "best.pt")["val_report"]}
     write_json(out / "summary.json", summary)
     return summary
+
+
+def _average_views(params, k: int) -> None:
+    """Augmentation multiplicity (De et al. 2022): one gradient per face, the mean of its K
+    views' per-sample gradients, so that clipping and the accounting still see one example
+    per face while the augmentation noise averages out."""
+    for p in params:
+        gs = getattr(p, "grad_sample", None)
+        if gs is not None:
+            p.grad_sample = gs.view(gs.shape[0] // k, k, *gs.shape[1:]).mean(1)
 
 
 def _model(cfg: TrainConfig, dp: DPConfig, classes, k):
