@@ -44,6 +44,9 @@ def main():
     ap.add_argument("--dp-width", type=int, default=8)
     ap.add_argument("--dp-batch", type=int, default=1024)
     ap.add_argument("--dp-lr", type=float, default=2.0)
+    ap.add_argument("--multiplicity", type=int, default=4,
+                    help="augmentation multiplicity K for extra DP-from-scratch rows (1: none)")
+    ap.add_argument("--multiplicity-epsilons", type=float, nargs="*", default=[1.0, 8.0])
     ap.add_argument("--ft-epochs", type=int, default=8, help="stage two (DP or not)")
     ap.add_argument("--trainable", default="last-block", choices=["all", "last-block", "head"])
     ap.add_argument("--epsilons", type=float, nargs="+", default=[1.0, 3.0, 8.0])
@@ -110,6 +113,12 @@ def main():
         plan.append((eps, "two-stage", lambda e=eps: run_dp(
             f"dp_two_stage_{tag}_eps{e:g}", e, args.ft_epochs, two_stage, trainable=args.trainable,
             init_from=str(pub / "best.pt"))))
+    if args.multiplicity > 1:                   # De et al. 2022: K views per face
+        for eps in args.multiplicity_epsilons:
+            plan.append((eps, f"scratch (w{args.dp_width}, SGD, K={args.multiplicity})",
+                         lambda e=eps: run_dp(
+                             f"dp_scratch_w{args.dp_width}_k{args.multiplicity}_eps{e:g}", e,
+                             args.dp_epochs, scratch, aug_multiplicity=args.multiplicity)))
     shadow_recipe = {"norm": "group", "width": args.width, "epochs": args.epochs,
                      "augment": AUG, "batch_size": 256}
     if args.converged_epochs:

@@ -127,7 +127,10 @@ def research_tables() -> list[str]:
         out.append(f"\nPrivacy on FER2013 halves ({st['model']}; public {st['public_half']} / private "
                    f"{st['private_half']} faces; stage two trains `{st['trainable_stage_two']}`; "
                    f"audit: {st['audit_n']} members vs {st['audit_n']} val non-members, "
-                   f"{st['shadow_models']} shadow models)")
+                   f"{st['shadow_models']} shadow models"
+                   + (f"; two-stage: {st['epochs_stage_one']}-epoch public stage one, "
+                      f"{st['epochs_stage_two']}-epoch stage two; calibrated attack against "
+                      f"`{st['reference_model']}`" if st.get("reference_model") else "") + ")")
         sr = st.get("dp_scratch_recipe")
         if sr:
             out[-1] += (f"; DP from scratch: resnet_fast w{sr['width']}, {sr['optimizer'].upper()} "
@@ -135,17 +138,23 @@ def research_tables() -> list[str]:
                         f"{sr['batch_size']}, {sr['schedule']}, {st['epochs_dp_scratch']} epochs")
         out[-1] += ":\n"
         out.append("| ε | recipe | val acc | macro-F1 | s/epoch | loss-attack AUC | LiRA AUC | "
-                   "LiRA TPR@1%FPR | ε bound on AUC |")
-        out.append("|---|---|---|---|---|---|---|---|---|")
+                   "calibrated AUC [95%] | best TPR@1%FPR | ε bound on AUC |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|")
+
+        def auc(a):
+            if not a:
+                return "-"
+            ci = a.get("auc_ci95")
+            return f"{a['auc']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
         for r in p["rows"]:
             a = r["audit"]
-            lira = a.get("shadow_lira", {})
             bound = f"{r['dp_bound_auc']:.3f}" if r.get("dp_bound_auc") else "-"
+            tpr = max(v["tpr_at_1pct_fpr"] for v in a.values())
             out.append(f"| {r['epsilon']} | {r['recipe']} | {r['val_accuracy']:.4f} | "
                        f"{r.get('val_macro_f1') or float('nan'):.4f} | "
                        f"{r.get('seconds_per_epoch') or float('nan'):.0f} | "
-                       f"{a['loss_threshold']['auc']:.4f} | {lira.get('auc', float('nan')):.4f} | "
-                       f"{lira.get('tpr_at_1pct_fpr', float('nan')):.4f} | {bound} |")
+                       f"{auc(a['loss_threshold'])} | {auc(a.get('shadow_lira'))} | "
+                       f"{auc(a.get('reference_calibrated'))} | {tpr:.4f} | {bound} |")
     s = load("semi_supervised")
     if s:
         a, c = s["a_supervised_10pct"], s["c_supervised_100pct"]
