@@ -176,6 +176,10 @@ def test_cli_audit_with_shadow_models_and_dp_bound(dp_run, small_fer, tmp_path, 
     rep = json.loads((tmp_path / "a.json").read_text())
     assert set(rep["attacks"]) == {"loss_threshold", "shadow_lira", "reference_calibrated"}
     assert "reference_calibrated" in capsys.readouterr().out
+    assert main(["privacy-audit", "--model", str(out / "best.pt"), "--members",   # 8 classes
+                 str(small_fer / "train"), "--non-members", str(small_fer / "val"),
+                 "--reference-model", "ferplus", "--json", str(tmp_path / "b.json")]) == 2
+    assert "must match" in capsys.readouterr().err and not (tmp_path / "b.json").exists()
     assert rep["n_members"] == rep["n_non_members"] == 56
     assert rep["dp_bound"]["epsilon"] == rep["privacy"]["epsilon"]
     for a in rep["attacks"].values():
