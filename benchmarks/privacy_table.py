@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -46,7 +47,7 @@ def main():
     ap.add_argument("--dp-lr", type=float, default=2.0)
     ap.add_argument("--multiplicity", type=int, default=4,
                     help="augmentation multiplicity K for extra DP-from-scratch rows (1: none)")
-    ap.add_argument("--multiplicity-epsilons", type=float, nargs="*", default=[1.0, 8.0])
+    ap.add_argument("--multiplicity-epsilons", type=float, nargs="*", default=[1.0, 3.0, 8.0])
     ap.add_argument("--ft-epochs", type=int, default=8, help="stage two (DP or not)")
     ap.add_argument("--trainable", default="last-block", choices=["all", "last-block", "head"])
     ap.add_argument("--epsilons", type=float, nargs="+", default=[1.0, 3.0, 8.0])
@@ -180,7 +181,7 @@ def main():
                   "epochs_scratch": args.epochs, "epochs_dp_scratch": args.dp_epochs,
                   "dp_scratch_recipe": scratch, "dp_two_stage_recipe": two_stage,
                   "epochs_stage_one": s1, "epochs_stage_two": args.ft_epochs,
-                  "reference_model": str(pub.relative_to(ROOT) / "best.pt"), "audit_n": args.audit_n,
+                  "reference_model": os.path.relpath(pub / "best.pt", ROOT), "audit_n": args.audit_n,
                   "shadow_models": args.shadows, "threads": 2},
         "stage_one_val_accuracy": pub_s["val_report"]["accuracy"],
         "rows": rows, "wall_seconds": time.time() - t0})
