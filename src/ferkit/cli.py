@@ -378,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_audit(sub):
     p = sub.add_parser("privacy-audit", help="membership-inference audit of a model",
                        description="Loss-threshold, shadow-model (LiRA-style) and "
-                       "reference-calibrated membership inference, each AUC with its 95%% "
+                       "reference-calibrated membership inference, each AUC with its 95% "
                        "interval: what does the model leak about its training set?")
     p.add_argument("--model", required=True, help=".onnx, shipped name, or .pt checkpoint")
     p.add_argument("--members", required=True, help="faces that were in the training set")
