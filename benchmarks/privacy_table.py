@@ -137,41 +137,32 @@ def main():
     plan.append(("non-private", "shipped default model (all train)", lambda: None))
     for eps, recipe, fn in plan:
         out = fn()
-        if out is None:
-            from ferkit.zoo import resolve
-            card = resolve("default").card
-            audit = audit_arrays("default", private, val, n=args.audit_n, seed=0,
-                                 reference=public, shadow_models=args.shadows,
-                                 shadow_recipe=shadow_recipe, workdir=work / "shadows",
-                                 plots=work / "default_audit", reference_model=pub / "best.pt")
-            rows.append({"epsilon": eps, "recipe": recipe, "run": "assets/default.onnx",
-                         "val_accuracy": card["metrics"]["val"]["accuracy"],
-                         "audit": {k: {m: v[m] for m in (
-                                       "auc", "auc_ci95", "accuracy", "tpr_at_1pct_fpr",
-                                       "tpr_at_0.1pct_fpr")}
-                                   for k, v in audit["attacks"].items()},
-                         "member_accuracy": audit["member_accuracy"],
-                         "non_member_accuracy": audit["non_member_accuracy"]})
-            print(json.dumps(rows[-1]), flush=True)
-            continue
-        s = json.loads((out / "summary.json").read_text())
-        hist = json.loads((out / "history.json").read_text())
-        audit = audit_arrays(out / "best.pt", private, val, n=args.audit_n, seed=0,
-                             reference=public, shadow_models=args.shadows,
-                             shadow_recipe=shadow_recipe, workdir=work / "shadows",
-                             plots=out / "audit", reference_model=pub / "best.pt")
-        row = {"epsilon": eps, "recipe": recipe, "run": out.name,
-               "val_accuracy": s["val_report"]["accuracy"], "val_macro_f1": s["val_report"]["macro_f1"],
-               "epochs": len(hist), "seconds_per_epoch": float(np.median([h["seconds"] for h in hist])),
-               "epsilon_spent": (s.get("privacy") or {}).get("epsilon"),
-               "delta": (s.get("privacy") or {}).get("delta"),
-               "noise_multiplier": (s.get("privacy") or {}).get("noise_multiplier"),
+        target, plots = (out / "best.pt", out / "audit") if out else ("default",
+                                                                      work / "default_audit")
+        audit = audit_arrays(target, private, val, n=args.audit_n, seed=0, reference=public,
+                             shadow_models=args.shadows, shadow_recipe=shadow_recipe,
+                             workdir=work / "shadows", plots=plots,
+                             reference_model=pub / "best.pt")
+        row = {"epsilon": eps, "recipe": recipe,
                "audit": {k: {m: v[m] for m in ("auc", "auc_ci95", "accuracy", "tpr_at_1pct_fpr",
-                                       "tpr_at_0.1pct_fpr")}
+                                               "tpr_at_0.1pct_fpr")}
                          for k, v in audit["attacks"].items()},
                "member_accuracy": audit["member_accuracy"],
-               "non_member_accuracy": audit["non_member_accuracy"],
-               "dp_bound_auc": (audit.get("dp_bound") or {}).get("auc_max")}
+               "non_member_accuracy": audit["non_member_accuracy"]}
+        if out is None:
+            from ferkit.zoo import resolve
+            row.update(run="assets/default.onnx",
+                       val_accuracy=resolve("default").card["metrics"]["val"]["accuracy"])
+        else:
+            s = json.loads((out / "summary.json").read_text())
+            hist = json.loads((out / "history.json").read_text())
+            privacy = s.get("privacy") or {}
+            row.update(run=out.name, val_accuracy=s["val_report"]["accuracy"],
+                       val_macro_f1=s["val_report"]["macro_f1"], epochs=len(hist),
+                       seconds_per_epoch=float(np.median([h["seconds"] for h in hist])),
+                       epsilon_spent=privacy.get("epsilon"), delta=privacy.get("delta"),
+                       noise_multiplier=privacy.get("noise_multiplier"),
+                       dp_bound_auc=(audit.get("dp_bound") or {}).get("auc_max"))
         rows.append(row)
         print(json.dumps(row), flush=True)
     pub_s = json.loads((pub / "summary.json").read_text())

@@ -169,15 +169,15 @@ def research_tables() -> list[str]:
         out.append("| variant | round | faces taken | purity | val acc | gap closed |"
                    + (" gap closed vs the longer (c) |" if cl else ""))
         out.append("|---|---|---|---|---|---|" + ("---|" if cl else ""))
-        gap = c["val_accuracy"] - a["val_accuracy"]
+        def closed(acc, ref):       # share of the gap from (a) to ``ref``
+            return f" {(acc - a['val_accuracy']) / (ref['val_accuracy'] - a['val_accuracy']):.0%} |"
         for run in s["b_pseudo_label"]:
             name = run.get("variant", f"threshold_{run['config']['threshold']}")
             for r in run["rounds"]:
                 out.append(f"| {name} | {r['round']} | {r['selected']} | "
-                           f"{r['purity']:.3f} | {r['val_accuracy']:.4f} | "
-                           f"{(r['val_accuracy'] - a['val_accuracy']) / gap:.0%} |"
-                           + (f" {(r['val_accuracy'] - a['val_accuracy']) / (cl['val_accuracy'] - a['val_accuracy']):.0%} |"
-                              if cl else ""))
+                           f"{r['purity']:.3f} | {r['val_accuracy']:.4f} |"
+                           + closed(r["val_accuracy"], c)
+                           + (closed(r["val_accuracy"], cl) if cl else ""))
     ab = load("ablation")
     if ab:
         st = ab["setup"]

@@ -140,6 +140,9 @@ def audit_arrays(model, members: FaceArray, non_members: FaceArray, *, n: int | 
     Shadow models are kept in ``workdir`` and reused by later audits that give the same
     workdir, reference set, audited faces and recipe (one set of shadows for many targets)."""
     scorer = model if isinstance(model, _Scorer) else _Scorer(model)
+    ref_scorer = None
+    if reference_model is not None:     # checked before any shadow model is trained
+        ref_scorer = _reference(scorer, reference_model)
     mem, non = _draw(members, non_members, n, seed)
     p_in, p_out = scorer.probs(mem), scorer.probs(non)
     loss_in = -np.log(np.clip(p_in[np.arange(len(mem)), mem.labels], 1e-12, None))
@@ -158,9 +161,8 @@ def audit_arrays(model, members: FaceArray, non_members: FaceArray, *, n: int | 
         attacks["shadow_lira"] = attack_report((t_in - mu[:len(mem)]) / sigma,
                                                (t_out - mu[len(mem):]) / sigma)
         attacks["shadow_lira"]["shadow_models"] = shadow_models
-    if reference_model is not None:
-        attacks["reference_calibrated"] = _calibrated(scorer, reference_model, mem, non,
-                                                      p_in, p_out)
+    if ref_scorer is not None:
+        attacks["reference_calibrated"] = _calibrated(ref_scorer, mem, non, p_in, p_out)
     report = {"model": scorer.path, "n_members": len(mem), "n_non_members": len(non),
               "seed": seed, "member_accuracy": float((p_in.argmax(1) == mem.labels).mean()),
               "non_member_accuracy": float((p_out.argmax(1) == non.labels).mean()),
@@ -177,14 +179,19 @@ def audit_arrays(model, members: FaceArray, non_members: FaceArray, *, n: int | 
     return report
 
 
-def _calibrated(scorer, reference_model, mem, non, p_in, p_out) -> dict:
-    """phi(target) - phi(reference) per face: high where the target is surer than a model
-    that never saw the face."""
+def _reference(scorer, reference_model) -> _Scorer:
+    """The reference model's scorer, refused unless its classes are the target's."""
     ref = reference_model if isinstance(reference_model, _Scorer) else _Scorer(reference_model)
     if list(ref.classes) != list(scorer.classes):
         from .errors import ConfigError
         raise ConfigError(f"reference model {ref.path} has classes {list(ref.classes)}, the "
                           f"audited model {list(scorer.classes)}: they must match")
+    return ref
+
+
+def _calibrated(ref: _Scorer, mem, non, p_in, p_out) -> dict:
+    """phi(target) - phi(reference) per face: high where the target is surer than a model
+    that never saw the face."""
     r_in, r_out = ref.probs(mem), ref.probs(non)
     rep = attack_report(_phi(p_in, mem.labels) - _phi(r_in, mem.labels),
                         _phi(p_out, non.labels) - _phi(r_out, non.labels))

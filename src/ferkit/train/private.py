@@ -165,6 +165,7 @@ def train_private(cfg: TrainConfig, dp: DPConfig, out_dir: str | Path, *,
     # the schedule steps per epoch: Opacus' optimiser skips the step of every physical batch
     # that does not close a logical one, so per-step counts would drift with Poisson sizes
     lr_at = lr_lambda(cfg.schedule, cfg.epochs, int(round(cfg.warmup_epochs)), cfg.min_lr_ratio)
+    kk = dp.aug_multiplicity            # K views per face (1: plain DP-SGD)
     for epoch in range(cfg.epochs):
         t0 = time.time()
         for group in opt.param_groups:
@@ -179,7 +180,6 @@ def train_private(cfg: TrainConfig, dp: DPConfig, out_dir: str | Path, *,
                                disable=not progress):
                 if len(yb) == 0:
                     continue
-                kk = dp.aug_multiplicity
                 if not head_cache:
                     xb = to_input(xb, mcfg["mean"], mcfg["std"])
                     if kk > 1:                              # face i at rows i*K .. i*K+K-1
