@@ -51,7 +51,8 @@ def main():
     ap.add_argument("--ft-epochs", type=int, default=8, help="stage two (DP or not)")
     ap.add_argument("--trainable", default="last-block", choices=["all", "last-block", "head"])
     ap.add_argument("--epsilons", type=float, nargs="+", default=[1.0, 3.0, 8.0])
-    ap.add_argument("--audit-n", type=int, default=2000)
+    ap.add_argument("--audit-n", type=int, default=None,
+                    help="members and non-members per side (default: all of val, 3,589)")
     ap.add_argument("--shadows", type=int, default=4)
     ap.add_argument("--converged-epochs", type=int, default=40,
                     help="an extra non-private scratch row, same recipe, trained as long as a "
@@ -61,7 +62,7 @@ def main():
                     "regularisation until it memorises (0: skip)")
     args = ap.parse_args()
 
-    from ferkit.audit import audit_arrays
+    from ferkit.audit import audit_arrays, compare_audits
     from ferkit.train.config import TrainConfig
     from ferkit.train.private import DPConfig, train_private
     from ferkit.train.trainer import Trainer
@@ -104,6 +105,10 @@ def main():
         return lambda: run_np(f"np_two_stage_{trainable}_{tag}", private, epochs=args.ft_epochs,
                               lr=1e-3, warmup_epochs=0.0, init_from=str(pub / "best.pt"),
                               trainable=trainable)
+    # each DP row is compared, on the same faces, with the non-private rows of its recipe
+    np_scratch_runs = ["np_scratch"] + ([f"np_scratch_{args.converged_epochs}ep"]
+                                        if args.converged_epochs else [])
+    np_two_stage_runs = [f"np_two_stage_{t}_{tag}" for t in dict.fromkeys([args.trainable, "all"])]
     plan = [("non-private", "scratch", lambda: run_np("np_scratch", private, epochs=args.epochs)),
             ("non-private", "two-stage", np_two_stage(args.trainable))]
     if args.trainable != "all":                 # what fine-tuning every layer would give
@@ -135,6 +140,7 @@ def main():
     # the shipped default model (resnet18 w40, all of train, 40 + 45 epochs): members drawn from
     # the private half are members of its training set too
     plan.append(("non-private", "shipped default model (all train)", lambda: None))
+    reports = {}
     for eps, recipe, fn in plan:
         out = fn()
         target, plots = (out / "best.pt", out / "audit") if out else ("default",
@@ -142,12 +148,13 @@ def main():
         audit = audit_arrays(target, private, val, n=args.audit_n, seed=0, reference=public,
                              shadow_models=args.shadows, shadow_recipe=shadow_recipe,
                              workdir=work / "shadows", plots=plots,
-                             reference_model=pub / "best.pt")
+                             reference_model=pub / "best.pt", keep_scores=True)
+        reports[out.name if out else "default"] = audit
         row = {"epsilon": eps, "recipe": recipe,
                "audit": {k: {m: v[m] for m in ("auc", "auc_ci95", "accuracy", "tpr_at_1pct_fpr",
                                                "tpr_at_0.1pct_fpr")}
                          for k, v in audit["attacks"].items()},
-               "member_accuracy": audit["member_accuracy"],
+               "n_members": audit["n_members"], "member_accuracy": audit["member_accuracy"],
                "non_member_accuracy": audit["non_member_accuracy"]}
         if out is None:
             from ferkit.zoo import resolve
@@ -165,6 +172,14 @@ def main():
                        dp_bound_auc=(audit.get("dp_bound") or {}).get("auc_max"))
         rows.append(row)
         print(json.dumps(row), flush=True)
+    for row in rows:            # DeLong's paired test: non-private AUC minus this DP row's
+        if row["epsilon"] == "non-private":
+            continue
+        counterparts = np_two_stage_runs if row["recipe"] == "two-stage" else np_scratch_runs
+        row["non_private_minus_this"] = {
+            name: {att: {k: c[k] for k in ("difference", "ci95", "p_value")}
+                   for att, c in compare_audits(reports[name], reports[row["run"]])["attacks"].items()}
+            for name in counterparts}
     pub_s = json.loads((pub / "summary.json").read_text())
     write_result("privacy_table", {
         "setup": {"model": f"resnet_fast w{args.width} GroupNorm", "public_half": len(public),
@@ -172,7 +187,8 @@ def main():
                   "epochs_scratch": args.epochs, "epochs_dp_scratch": args.dp_epochs,
                   "dp_scratch_recipe": scratch, "dp_two_stage_recipe": two_stage,
                   "epochs_stage_one": s1, "epochs_stage_two": args.ft_epochs,
-                  "reference_model": os.path.relpath(pub / "best.pt", ROOT), "audit_n": args.audit_n,
+                  "reference_model": os.path.relpath(pub / "best.pt", ROOT),
+                  "audit_n": rows[0]["n_members"],
                   "shadow_models": args.shadows, "threads": 2},
         "stage_one_val_accuracy": pub_s["val_report"]["accuracy"],
         "rows": rows, "wall_seconds": time.time() - t0})

@@ -155,6 +155,24 @@ def research_tables() -> list[str]:
                        f"{r.get('seconds_per_epoch') or float('nan'):.0f} | "
                        f"{auc(a['loss_threshold'])} | {auc(a.get('shadow_lira'))} | "
                        f"{auc(a.get('reference_calibrated'))} | {tpr:.4f} | {bound} |")
+        paired = [r for r in p["rows"] if r.get("non_private_minus_this")]
+        if paired:
+            out.append("\nIs the non-private model's leak larger? The same faces audited under both "
+                       "models, AUC(non-private) minus AUC(DP) per attack, with DeLong's paired 95% "
+                       "interval and p-value:\n")
+            out.append("| ε | recipe | non-private run | loss attack | LiRA | calibrated |")
+            out.append("|---|---|---|---|---|---|")
+
+            def diff(c):
+                if not c:
+                    return "-"
+                lo, hi = c["ci95"]
+                return f"{c['difference']:+.3f} [{lo:+.3f}, {hi:+.3f}] p {c['p_value']:.1g}"
+            for r in paired:
+                for name, c in r["non_private_minus_this"].items():
+                    out.append(f"| {r['epsilon']} | {r['recipe']} | {name} | "
+                               f"{diff(c.get('loss_threshold'))} | {diff(c.get('shadow_lira'))} | "
+                               f"{diff(c.get('reference_calibrated'))} |")
     s = load("semi_supervised")
     if s:
         a, c = s["a_supervised_10pct"], s["c_supervised_100pct"]

@@ -127,6 +127,35 @@ def test_auc_interval_covers_chance_when_the_scores_carry_nothing():
     assert 0.9 <= share <= 0.99                          # a 95% interval, not a 50% or 100% one
 
 
+def test_delong_paired_test_on_known_scores():
+    """DeLong against a brute-force count, and pairing: a leak both attacks share face by
+    face cancels, so a small real difference is detected that separate intervals miss."""
+    from ferkit.roc_stats import delong_paired
+    rng = np.random.default_rng(0)
+    a_in, a_out = rng.normal(0.5, 1, 40).round(1), rng.normal(0, 1, 30).round(1)   # with ties
+    psi = (a_in[:, None] > a_out[None]) + 0.5 * (a_in[:, None] == a_out[None])
+    v10, v01 = psi.mean(1), psi.mean(0)
+    var = v10.var(ddof=1) / 40 + v01.var(ddof=1) / 30          # DeLong variance of one AUC
+    flat = delong_paired(a_in, a_out, np.zeros(40), np.zeros(30))   # vs an attack of AUC 0.5
+    assert flat["auc_a"] == pytest.approx(psi.mean()) and flat["auc_b"] == 0.5
+    assert flat["ci95"][1] - flat["difference"] == pytest.approx(1.96 * math.sqrt(var))
+    same = delong_paired(a_in, a_out, a_in, a_out)
+    assert same["difference"] == 0 and same["p_value"] == 1.0
+    with pytest.raises(ValueError, match="same faces"):
+        delong_paired(a_in, a_out, a_in[:-1], a_out)
+    # 2000 + 2000 faces whose difficulty d dominates every score; a leaks a little more
+    d_in, d_out = rng.normal(size=2000), rng.normal(size=2000)
+    b_in, b_out = d_in + 0.1 + 0.2 * rng.normal(size=2000), d_out + 0.2 * rng.normal(size=2000)
+    a_in2, a_out2 = b_in + 0.06, b_out.copy()
+    r = delong_paired(a_in2, a_out2, b_in, b_out)
+    ia, ib = (attack_report(x, y)["auc_ci95"] for x, y in ((a_in2, a_out2), (b_in, b_out)))
+    assert ia[0] < ib[1]                                 # the separate intervals overlap ...
+    assert r["difference"] > 0 and r["ci95"][0] > 0 and r["p_value"] < 1e-6   # ... paired: no
+    # under the null (two attacks that carry nothing) p < 0.05 about 5% of the time
+    ps = [delong_paired(*rng.normal(size=(4, 200)))["p_value"] for _ in range(200)]
+    assert 0.01 <= np.mean(np.array(ps) < 0.05) <= 0.10
+
+
 def test_audit_finds_the_leak_of_an_overfit_model(small_fer, tiny_run, tmp_path):
     """A model trained hard on 168 faces memorises them: the loss attack must see it."""
     from ferkit.train.trainer import Trainer
@@ -153,6 +182,15 @@ def test_audit_finds_the_leak_of_an_overfit_model(small_fer, tiny_run, tmp_path)
                          SHARED / "datasets/fer2013/train",
                          reference_model=tmp_path / "overfit" / "best.pt", **kw)
     assert same["attacks"]["reference_calibrated"]["auc"] == pytest.approx(0.5)
+    # the overfit model leaks more than a barely trained one, on the same faces
+    cmp = privacy_audit(tmp_path / "overfit" / "best.pt", small_fer / "train",
+                        SHARED / "datasets/fer2013/train", compare_model=tiny_run / "best.pt",
+                        **kw)["comparison"]
+    loss = cmp["attacks"]["loss_threshold"]
+    assert loss["auc_a"] == pytest.approx(rep["attacks"]["loss_threshold"]["auc"])
+    assert loss["difference"] > 0.1 and loss["ci95"][0] > 0 and loss["p_value"] < 1e-3
+    assert cmp["compared_report"]["faces"] == rep["faces"]
+    assert "scores" not in cmp["compared_report"]["attacks"]["loss_threshold"]
 
 
 def test_cli_audit_with_shadow_models_and_dp_bound(dp_run, small_fer, tmp_path, capsys):
@@ -180,6 +218,18 @@ def test_cli_audit_with_shadow_models_and_dp_bound(dp_run, small_fer, tmp_path, 
                  str(small_fer / "train"), "--non-members", str(small_fer / "val"),
                  "--reference-model", "ferplus", "--json", str(tmp_path / "b.json")]) == 2
     assert "must match" in capsys.readouterr().err and not (tmp_path / "b.json").exists()
+    assert main(["privacy-audit", "--model", str(out / "best.pt"), "--members",
+                 str(small_fer / "train"), "--non-members", str(small_fer / "val"),
+                 "--compare-model", "ferplus", "--json", str(tmp_path / "b.json")]) == 2
+    assert "compared model" in capsys.readouterr().err and not (tmp_path / "b.json").exists()
+    assert main(["privacy-audit", "--model", str(out / "best.pt"), "--members",   # DP vs itself
+                 str(small_fer / "train"), "--non-members", str(small_fer / "val"),
+                 "--reference", str(ref), "--shadow-models", "1", "--shadow-epochs", "1",
+                 "--compare-model", str(out / "best.pt"), "--json", str(tmp_path / "c.json")]) == 0
+    c = json.loads((tmp_path / "c.json").read_text())["comparison"]
+    assert set(c["attacks"]) == {"loss_threshold", "shadow_lira"}
+    assert all(x["difference"] == 0 and x["p_value"] == 1 for x in c["attacks"].values())
+    assert "DeLong" in capsys.readouterr().out
     assert rep["n_members"] == rep["n_non_members"] == 56
     assert rep["dp_bound"]["epsilon"] == rep["privacy"]["epsilon"]
     for a in rep["attacks"].values():

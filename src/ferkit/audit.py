@@ -11,10 +11,12 @@ Two membership-inference attacks on equal-size, seeded draws of members and non-
   recipe the natural reference is the public stage-one model, which the attacker has; the
   difference isolates what fine-tuning on the private faces added.
 Reported: AUC, best-threshold accuracy, TPR at 1% and 0.1% FPR, an ROC plot, and for a DP
-model the bounds its (epsilon, delta) implies for any attack.
+model the bounds its (epsilon, delta) implies for any attack. Two models audited on the same
+faces can be compared attack by attack with DeLong's paired test (compare_audits).
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from pathlib import Path
@@ -24,30 +26,12 @@ import numpy as np
 from .data import FaceArray, load_dataset
 from .io import atomic_path
 from .labels import ClassSpec
+from .roc_stats import auc_ci95, delong_paired, roc
+
+__all__ = ["attack_report", "audit_arrays", "auc_ci95", "compare_audits", "dp_bounds",
+           "privacy_audit", "roc"]
 
 log = logging.getLogger(__name__)
-
-
-def roc(scores_in: np.ndarray, scores_out: np.ndarray):
-    """FPR, TPR over all thresholds (higher score = member), and the AUC."""
-    s = np.concatenate([scores_in, scores_out])
-    y = np.concatenate([np.ones(len(scores_in)), np.zeros(len(scores_out))])
-    order = np.argsort(-s, kind="mergesort")
-    s, y = s[order], y[order]
-    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]   # one point per distinct threshold
-    tpr = np.concatenate([[0], np.cumsum(y)[last] / max(y.sum(), 1)])
-    fpr = np.concatenate([[0], np.cumsum(1 - y)[last] / max((1 - y).sum(), 1)])
-    return fpr, tpr, float(np.trapezoid(tpr, fpr))
-
-
-def auc_ci95(auc: float, n_in: int, n_out: int) -> tuple[float, float]:
-    """95% interval of an AUC from its standard error (Hanley & McNeil 1982): is an attack's
-    AUC distinguishable from 0.5, or from another model's?"""
-    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
-    var = (auc * (1 - auc) + (n_in - 1) * (q1 - auc * auc)
-           + (n_out - 1) * (q2 - auc * auc)) / max(n_in * n_out, 1)
-    half = 1.96 * math.sqrt(max(var, 0.0))
-    return max(0.0, auc - half), min(1.0, auc + half)
 
 
 def attack_report(scores_in, scores_out) -> dict:
@@ -56,7 +40,8 @@ def attack_report(scores_in, scores_out) -> dict:
     tpr_at = lambda f: float(np.max(tpr[fpr <= f])) if np.any(fpr <= f) else 0.0
     return {"auc": auc, "auc_ci95": auc_ci95(auc, len(scores_in), len(scores_out)),
             "accuracy": acc, "tpr_at_1pct_fpr": tpr_at(0.01),
-            "tpr_at_0.1pct_fpr": tpr_at(0.001), "roc": (fpr, tpr)}
+            "tpr_at_0.1pct_fpr": tpr_at(0.001), "roc": (fpr, tpr),
+            "scores": (np.asarray(scores_in), np.asarray(scores_out))}
 
 
 def dp_bounds(epsilon: float, delta: float) -> dict:
@@ -118,27 +103,55 @@ def _phi(probs, labels):
 def privacy_audit(model, members: str | Path, non_members: str | Path, *, n: int | None = None,
                   seed: int = 0, reference: str | Path | None = None, shadow_models: int = 0,
                   shadow_recipe: dict | None = None, workdir: str | Path | None = None,
-                  plots: str | Path | None = None, reference_model=None) -> dict:
-    """Audit ``model`` on labelled face folders (see audit_arrays)."""
+                  plots: str | Path | None = None, reference_model=None,
+                  keep_scores: bool = False, compare_model=None) -> dict:
+    """Audit ``model`` on labelled face folders (see audit_arrays). ``compare_model`` (same
+    classes) is audited on the same faces with the same attacks and shadow models, and the
+    report gains ``comparison`` (compare_audits: model minus compare_model)."""
     scorer = _Scorer(model)
+    other = _reference(scorer, compare_model, "compared model") if compare_model else None
     spec = ClassSpec(tuple(scorer.classes))
     kw = dict(size=scorer.size, channels=scorer.channels, spec=spec)
     ref = load_dataset(reference, None, **kw) if reference is not None else None
-    return audit_arrays(scorer, load_dataset(members, None, **kw),
-                        load_dataset(non_members, None, **kw), n=n, seed=seed, reference=ref,
-                        shadow_models=shadow_models, shadow_recipe=shadow_recipe,
-                        workdir=workdir, plots=plots, reference_model=reference_model)
+    mem, non = load_dataset(members, None, **kw), load_dataset(non_members, None, **kw)
+    if other is None:
+        return audit_arrays(scorer, mem, non, n=n, seed=seed, reference=ref,
+                            shadow_models=shadow_models, shadow_recipe=shadow_recipe,
+                            workdir=workdir, plots=plots, reference_model=reference_model,
+                            keep_scores=keep_scores)
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="ferkit-shadows-") as tmp:  # shadows trained once
+        kw = dict(n=n, seed=seed, reference=ref, shadow_models=shadow_models,
+                  shadow_recipe=shadow_recipe, workdir=workdir or tmp, keep_scores=True,
+                  reference_model=reference_model)
+        rep = audit_arrays(scorer, mem, non, plots=plots, **kw)
+        cmp_rep = audit_arrays(other, mem, non, **kw)
+    rep["comparison"] = compare_audits(rep, cmp_rep)
+    rep["comparison"]["compared_report"] = _drop_scores(cmp_rep)
+    if not keep_scores:
+        _drop_scores(rep)
+    return rep
+
+
+def _drop_scores(report: dict) -> dict:
+    for a in report["attacks"].values():
+        a.pop("scores", None)
+    return report
 
 
 def audit_arrays(model, members: FaceArray, non_members: FaceArray, *, n: int | None = None,
                  seed: int = 0, reference: FaceArray | None = None, shadow_models: int = 0,
                  shadow_recipe: dict | None = None, workdir: str | Path | None = None,
-                 plots: str | Path | None = None, reference_model=None) -> dict:
+                 plots: str | Path | None = None, reference_model=None,
+                 keep_scores: bool = False) -> dict:
     """Membership inference against ``model`` (a path or a _Scorer) on in-memory faces.
     ``reference_model`` (a path or a _Scorer, same classes, trained without the audited faces)
     adds the difficulty-calibrated attack.
     Shadow models are kept in ``workdir`` and reused by later audits that give the same
-    workdir, reference set, audited faces and recipe (one set of shadows for many targets)."""
+    workdir, reference set, audited faces and recipe (one set of shadows for many targets).
+    ``keep_scores`` keeps each attack's per-face scores (numpy, not JSON) for compare_audits;
+    ``faces`` in the report fingerprints the audited draw, so that two reports can be checked
+    to be about the same faces."""
     scorer = model if isinstance(model, _Scorer) else _Scorer(model)
     ref_scorer = None
     if reference_model is not None:     # checked before any shadow model is trained
@@ -164,7 +177,8 @@ def audit_arrays(model, members: FaceArray, non_members: FaceArray, *, n: int | 
     if ref_scorer is not None:
         attacks["reference_calibrated"] = _calibrated(ref_scorer, mem, non, p_in, p_out)
     report = {"model": scorer.path, "n_members": len(mem), "n_non_members": len(non),
-              "seed": seed, "member_accuracy": float((p_in.argmax(1) == mem.labels).mean()),
+              "seed": seed, "faces": _digest(mem, non),
+              "member_accuracy": float((p_in.argmax(1) == mem.labels).mean()),
               "non_member_accuracy": float((p_out.argmax(1) == non.labels).mean()),
               "attacks": attacks}
     if scorer.privacy:
@@ -174,17 +188,44 @@ def audit_arrays(model, members: FaceArray, non_members: FaceArray, *, n: int | 
         _roc_png(Path(plots) / "roc.png", report)
     for a in attacks.values():
         a.pop("roc")
+        if not keep_scores:
+            a.pop("scores")
     if "dp_bound" in report:
         report["dp_bound"].pop("roc")
     return report
 
 
-def _reference(scorer, reference_model) -> _Scorer:
-    """The reference model's scorer, refused unless its classes are the target's."""
+def _digest(mem: FaceArray, non: FaceArray) -> str:
+    """A fingerprint of the audited faces, in order: their labels and pixels."""
+    h = hashlib.sha256()
+    for arr in (mem.labels, mem.images, non.labels, non.images):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()[:16]
+
+
+def compare_audits(a: dict, b: dict) -> dict:
+    """Attack by attack, is model a's leak larger than model b's? Both reports must come from
+    audit_arrays(..., keep_scores=True) on the same faces; each shared attack gets DeLong's
+    paired test of AUC(a) - AUC(b): the difference, its 95% interval and its p-value."""
+    from .errors import ConfigError
+    if a.get("faces") != b.get("faces"):
+        raise ConfigError(f"{a['model']} and {b['model']} were audited on different faces "
+                          "(members, non-members, n or seed differ): a paired comparison needs "
+                          "the same faces")
+    out = {}
+    for name in a["attacks"].keys() & b["attacks"].keys():
+        if "scores" not in a["attacks"][name] or "scores" not in b["attacks"][name]:
+            raise ConfigError("compare_audits needs reports made with keep_scores=True")
+        out[name] = delong_paired(*a["attacks"][name]["scores"], *b["attacks"][name]["scores"])
+    return {"model": a["model"], "compared_with": b["model"], "attacks": dict(sorted(out.items()))}
+
+
+def _reference(scorer, reference_model, role: str = "reference model") -> _Scorer:
+    """The scorer of a second model, refused unless its classes are the target's."""
     ref = reference_model if isinstance(reference_model, _Scorer) else _Scorer(reference_model)
     if list(ref.classes) != list(scorer.classes):
         from .errors import ConfigError
-        raise ConfigError(f"reference model {ref.path} has classes {list(ref.classes)}, the "
+        raise ConfigError(f"{role} {ref.path} has classes {list(ref.classes)}, the "
                           f"audited model {list(scorer.classes)}: they must match")
     return ref
 
@@ -201,12 +242,14 @@ def _calibrated(ref: _Scorer, mem, non, p_in, p_out) -> dict:
 
 def _shadow_phis(ref: FaceArray, mem, non, k, recipe, seed, workdir) -> np.ndarray:
     """phi of every audited face under K shadow models that never saw it (K, 2n)."""
-    import hashlib
     import json
     import tempfile
 
     from .train.config import TrainConfig
     from .train.trainer import Trainer
+    if workdir is None:                 # nothing of the shadow models is left behind
+        with tempfile.TemporaryDirectory(prefix="ferkit-shadow-") as tmp:
+            return _shadow_phis(ref, mem, non, k, recipe, seed, tmp)
     audited = FaceArray(np.concatenate([mem.images, non.images]),
                         np.concatenate([mem.labels, non.labels]), mem.classes,
                         mem.paths + non.paths)
@@ -214,7 +257,7 @@ def _shadow_phis(ref: FaceArray, mem, non, k, recipe, seed, workdir) -> np.ndarr
             "augment": {"erase_p": 0.0}, **recipe, "data": "<in-memory>"}
     rng = np.random.default_rng(seed + 1)
     out = []
-    root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="ferkit-shadow-"))
+    root = Path(workdir)
     h = hashlib.sha256(json.dumps(base, sort_keys=True).encode())
     for arr in (ref.images, ref.labels, audited.images, audited.labels):
         h.update(np.ascontiguousarray(arr).tobytes())

@@ -391,6 +391,9 @@ def _add_audit(sub):
     p.add_argument("--reference-model", help="a model of the same classes that never saw the "
                    "audited faces (e.g. the public stage one of a two-stage run): adds the "
                    "difficulty-calibrated attack")
+    p.add_argument("--compare-model", help="a second model trained on the same members (e.g. "
+                   "the non-private counterpart of a DP model): audited on the same faces with "
+                   "the same attacks, each AUC difference tested with DeLong's paired test")
     p.add_argument("--json", required=True)
     p.add_argument("--plots")
 
@@ -401,12 +404,18 @@ def cmd_audit(a) -> int:
     rep = privacy_audit(a.model, a.members, a.non_members, n=a.n, seed=a.seed,
                         reference=a.reference, shadow_models=a.shadow_models,
                         shadow_recipe={"epochs": a.shadow_epochs}, plots=a.plots,
-                        reference_model=a.reference_model)
+                        reference_model=a.reference_model, compare_model=a.compare_model)
     write_json(a.json, rep)
     for name, r in rep["attacks"].items():
         lo, hi = r["auc_ci95"]
         print(f"{name:>20}: AUC {r['auc']:.4f} [{lo:.3f}, {hi:.3f}]  acc {r['accuracy']:.4f}  "
               f"TPR@1%FPR {r['tpr_at_1pct_fpr']:.4f}  TPR@0.1%FPR {r['tpr_at_0.1pct_fpr']:.4f}")
+    if "comparison" in rep:
+        print(f"minus {a.compare_model}, same faces (DeLong paired test):")
+        for name, c in rep["comparison"]["attacks"].items():
+            lo, hi = c["ci95"]
+            print(f"{name:>20}: {c['auc_a']:.4f} - {c['auc_b']:.4f} = {c['difference']:+.4f} "
+                  f"[{lo:+.3f}, {hi:+.3f}]  p = {c['p_value']:.2g}")
     if "dp_bound" in rep:
         b = rep["dp_bound"]
         print(f"{'DP bound':>20}: AUC <= {b['auc_max']:.4f}  acc <= {b['accuracy_max']:.4f} "
