@@ -7,8 +7,9 @@ only, never used for selection). Runs are kept under --work and reused.
     python benchmarks/semi_supervised.py [--variants threshold_0.95 curriculum_0.2 ...]
 
 Variants (PseudoConfig options, see ferkit/train/pseudo_label.py): the classic absolute
-threshold on the raw or the temperature-scaled MC mean, and curriculum selection (the top
-r*20% of each predicted class in round r) with hard or soft pseudo-labels.
+threshold on the raw or the temperature-scaled MC mean, curriculum selection (the top
+r*20% of each predicted class in round r) with hard or soft pseudo-labels, noisy students;
+and online pseudo-labels (FixMatch, ferkit/train/fixmatch.py), per epoch.
 """
 from __future__ import annotations
 
@@ -57,6 +58,17 @@ VARIANTS = {
 }
 
 
+# online pseudo-labels (ferkit/train/fixmatch.py): FixMatch with distribution alignment and
+# FlexMatch's class-adaptive thresholds, from (a), bf16
+# ("from": a pseudo-label variant whose best model it starts from instead of (a))
+FIXMATCH = {
+    "fixmatch_fixed_0.8": {"threshold": 0.8, "thresholds": "fixed", "ema": 0.99, "lr": 1e-3},
+    "fixmatch_self": {"thresholds": "self", "ema": 0.99, "lr": 1e-3},
+    "noisy_student_long+fixmatch_self": {"thresholds": "self", "ema": 0.99, "lr": 1e-3,
+                                         "from": "noisy_student_long"},
+}
+
+
 def gap_closed(a: dict, best: float, ref: dict | None) -> float | None:
     """Share of the gap from (a) to the reference ``ref`` that ``best`` closes."""
     if not ref or ref["val_accuracy"] <= a["val_accuracy"]:
@@ -77,11 +89,14 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--epochs-per-round", type=int, default=5)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--fixmatch", nargs="*", default=list(FIXMATCH), choices=list(FIXMATCH))
+    ap.add_argument("--fixmatch-epochs", type=int, default=30)
     ap.add_argument("--class-cap", type=float, default=0.3)
     ap.add_argument("--threads", type=int, default=RECIPE["threads"])
     args = ap.parse_args()
 
     from ferkit.train.config import TrainConfig
+    from ferkit.train.fixmatch import FixMatchConfig, fixmatch
     from ferkit.train.pseudo_label import PseudoConfig, pseudo_label_arrays
     from ferkit.train.trainer import Trainer
     work = Path(args.work)
@@ -122,12 +137,26 @@ def main():
                      "best_val_accuracy": best, "gap_closed": gap_closed(a, best, c),
                      "gap_closed_vs_long": gap_closed(a, best, c_long)})
         print(json.dumps(runs[-1]), flush=True)
+    online = []
+    for name in args.fixmatch:
+        opts = dict(FIXMATCH[name])
+        start = work / f"b_{opts.pop('from')}" / "best.pt" if "from" in opts else a_dir / "best.pt"
+        fc = FixMatchConfig(epochs=args.fixmatch_epochs, threads=args.threads, **opts)
+        r = fixmatch(start, lab, unl, val, work / f"b_{name}", fc, progress=False)
+        best = max(e["val_accuracy"] for e in r["epochs"])
+        online.append({"variant": name, "config": dataclasses.asdict(fc),
+                       "start_model": str(start.relative_to(ROOT)),
+                       "start_val_accuracy": r["start"], "epochs": r["epochs"],
+                       "best_val_accuracy": best, "gap_closed": gap_closed(a, best, c),
+                       "gap_closed_vs_long": gap_closed(a, best, c_long),
+                       "train_seconds": sum(e["seconds"] for e in r["epochs"])})
+        print(json.dumps({k: v for k, v in online[-1].items() if k != "epochs"}), flush=True)
     write_result("semi_supervised", {
         "setup": {"labelled": len(lab), "unlabelled": len(unl), "share": args.share, "recipe": RECIPE,
                   "threads_for_rounds": args.threads,
                   "val": len(val)},
         "a_supervised_10pct": a, "c_supervised_100pct": c, "c_supervised_100pct_long": c_long,
-        "b_pseudo_label": runs,
+        "b_pseudo_label": runs, "b_fixmatch": online,
         "wall_seconds": time.time() - t0})
 
 

@@ -196,6 +196,26 @@ def research_tables() -> list[str]:
                            f"{r['purity']:.3f} | {r['val_accuracy']:.4f} |"
                            + closed(r["val_accuracy"], c)
                            + (closed(r["val_accuracy"], cl) if cl else ""))
+        online = s.get("b_fixmatch") or []
+        if online:
+            out.append("\nOnline pseudo-labels (FixMatch, `ferkit pseudo-label --method fixmatch`): "
+                       "faces over their class threshold per pass over the unlabelled faces (mean "
+                       "per step x steps), their purity against the hidden labels, and the EMA "
+                       "model's val accuracy; every 5th epoch and the best:\n")
+            out.append("| variant | starts from (val acc) | epoch | faces over the threshold | "
+                       "purity | val acc | gap closed |" + (" gap closed vs the longer (c) |" if cl else ""))
+            out.append("|---|---|---|---|---|---|---|" + ("---|" if cl else ""))
+            for run in online:
+                best = max(run["epochs"], key=lambda e: e["val_accuracy"])
+                for e in run["epochs"]:
+                    if e["epoch"] % 5 and e is not best:
+                        continue
+                    out.append(f"| {run['variant']} | {Path(run['start_model']).parent.name} "
+                               f"({run['start_val_accuracy']:.4f}) | {e['epoch']}"
+                               f"{' (best)' if e is best else ''} | {e['selected']} | "
+                               f"{e['purity']:.3f} | {e['val_accuracy']:.4f} |"
+                               + closed(e["val_accuracy"], c)
+                               + (closed(e["val_accuracy"], cl) if cl else ""))
     ab = load("ablation")
     if ab:
         st = ab["setup"]

@@ -89,3 +89,56 @@ def test_curriculum_soft_restart_round_trains_on_distributions(tiny_run, small_f
     assert 0 < r1["selected"] <= 28
     cfg = json.loads((out / "round1" / "config.json").read_text())
     assert cfg["soft_labels"] is True
+
+
+def test_fixmatch_alignment_and_class_adaptive_thresholds():
+    import torch
+
+    from ferkit.train.fixmatch import Thresholds, align
+    prior = torch.full((3,), 1 / 3)
+    p = torch.tensor([[0.8, 0.1, 0.1], [0.6, 0.3, 0.1]])
+    q, run = align(p, prior, prior.clone(), momentum=0.0)       # predicted: class 0 too often
+    assert torch.allclose(q.sum(1), torch.ones(2)) and (q[:, 0] < p[:, 0]).all()
+    assert torch.allclose(run, p.mean(0))
+    idx = np.arange(10)
+    flex = Thresholds("flex", 0.9, 3, 10)
+    assert torch.all(flex.per_class() == 0)                    # warm-up: every face is taken
+    flex.status = torch.tensor([0] * 6 + [1] * 2 + [-1] * 2)  # class 0 learnt, 1 some, 2 not
+    t = flex.per_class()
+    assert t[0] == pytest.approx(0.9) and 0 < t[1] < t[0] and t[2] == 0
+    probs = torch.tensor([[0.85, 0.1, 0.05]] * 5 + [[0.1, 0.85, 0.05]] * 5)
+    mask, pseudo = flex(probs, idx)
+    assert mask.tolist() == [False] * 5 + [True] * 5            # 0.85 < 0.9 only for class 0
+    assert flex.status.tolist() == [-1] * 10                   # none over 0.9: status reset
+    fixed = Thresholds("fixed", 0.8, 3, 10)
+    assert fixed(probs, idx)[0].all() and torch.all(fixed.per_class() == 0.8)
+    free = Thresholds("self", 0.95, 3, 10, momentum=0.5)
+    mask, _ = free(probs, idx)          # tau = mean top confidence 0.85; class 2 rarely likely
+    assert free.tau == pytest.approx(0.85) and mask.all()
+    assert free.per_class()[2] < free.per_class()[0] == pytest.approx(0.85)
+    with pytest.raises(ConfigError, match="fixed, flex or self"):
+        Thresholds("soft", 0.9, 3, 10)
+
+
+def test_fixmatch_cli_logs_purity_resumes_and_refuses_bad_options(tiny_run, small_fer, tmp_path,
+                                                                  capsys):
+    out = tmp_path / "fm"
+    args = ["pseudo-label", "--method", "fixmatch", "--model", str(tiny_run / "best.pt"),
+            "--labeled", str(small_fer / "train"), "--unlabeled", str(small_fer / "val"),
+            "--val", str(small_fer / "val"), "--epochs", "2", "--mu", "2", "--batch-size",
+            "16", "--threshold", "0.5", "--threads", "1", "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    hist = json.loads((out / "history.json").read_text())
+    assert [e["epoch"] for e in hist["epochs"]] == [1, 2]
+    e = hist["epochs"][0]
+    assert e["of"] == 56 and e["selected"] == sum(e["per_class"].values())
+    assert e["purity"] is None or 0 <= e["purity"] <= 1      # hidden labels: the class folders
+    assert (out / "last.pt").is_file()
+    assert "over the threshold" in capsys.readouterr().out
+    mtime = (out / "last.pt").stat().st_mtime_ns
+    assert main(args) == 0                                   # finished: resumed, nothing trained
+    assert (out / "last.pt").stat().st_mtime_ns == mtime
+    assert json.loads((out / "history.json").read_text())["epochs"] == hist["epochs"]
+    bad = [a if a != str(out) else str(tmp_path / "x") for a in args] + ["--threshold", "1.5"]
+    assert main(bad) == 2 and not (tmp_path / "x").exists()
+    assert "threshold" in capsys.readouterr().err

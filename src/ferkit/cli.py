@@ -10,6 +10,7 @@ import logging
 import sys
 
 from . import __version__
+from .cli_semi import add_pseudo, cmd_pseudo
 from .cli_tools import (
     add_explain,
     add_gan,
@@ -135,46 +136,6 @@ def cmd_evaluate(a) -> int:
           f"acc@80% coverage {rep['accuracy_at_coverage']['0.8']:.4f}")
     for c, v in pc.items():
         print(f"  {c:>10s}  acc {v['accuracy']:.3f}  prec {v['precision']:.3f}  n {v['support']}")
-    return 0
-
-
-def _add_pseudo(sub):
-    p = sub.add_parser("pseudo-label", help="semi-supervised rounds on unlabelled faces",
-                       description="Label unlabelled faces with the model (confident and "
-                       "certain under MC dropout, class-capped), merge, fine-tune; repeat.")
-    p.add_argument("--model", required=True, help="checkpoint (.pt) to start from")
-    p.add_argument("--labeled", required=True)
-    p.add_argument("--unlabeled", required=True, help="aligned faces (see ferkit preprocess)")
-    p.add_argument("--val", help="val data (default: the checkpoint recipe's)")
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--threshold", type=float, default=0.95)
-    p.add_argument("--max-mutual-info", type=float, default=0.05)
-    p.add_argument("--class-cap", type=float, default=0.3)
-    p.add_argument("--mc-passes", type=int, default=10)
-    p.add_argument("--epochs-per-round", type=int, default=5)
-    p.add_argument("--lr-factor", type=float, default=0.3)
-    p.add_argument("--no-calibrate", action="store_true",
-                   help="select on the raw softmax, not the temperature-scaled one")
-    p.add_argument("--curriculum", type=float, default=0.0, metavar="SHARE",
-                   help="round r keeps the top r*SHARE of each predicted class (no threshold)")
-    p.add_argument("--soft", action="store_true", help="train on pseudo-label distributions")
-    p.add_argument("--restart", action="store_true",
-                   help="each round fine-tunes the starting model, not the previous round's")
-    p.add_argument("--out", required=True)
-    p.add_argument("--no-progress", action="store_true")
-
-
-def cmd_pseudo(a) -> int:
-    from .train.pseudo_label import PseudoConfig, pseudo_label
-    pc = PseudoConfig(a.rounds, a.threshold, a.max_mutual_info, a.class_cap, a.mc_passes,
-                      a.epochs_per_round, a.lr_factor, calibrate=not a.no_calibrate,
-                      curriculum=a.curriculum, soft=a.soft, restart=a.restart)
-    res = pseudo_label(a.model, a.labeled, a.unlabeled, a.out, pc, val=a.val,
-                       progress=not a.no_progress)
-    for r in res["rounds"]:
-        print(f"round {r['round']}: kept {r['selected']}/{r['of']} {r['per_class']} "
-              f"purity {r['purity']} val {r['val_accuracy']:.4f}")
-    print(f"best: round {res['best']['round']} val {res['best']['val_accuracy']}")
     return 0
 
 
@@ -356,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_temporal(sub)
     add_quantize(sub)
     _add_audit(sub)
-    _add_pseudo(sub)
+    add_pseudo(sub)
     p = sub.add_parser("preprocess", help="raw photos -> aligned face dataset")
     p.add_argument("raw", help="folder of photos (<class>/*.jpg or unlabelled)")
     p.add_argument("out")

@@ -1,5 +1,5 @@
 """Batch augmentation on tensors: flip, rotation, scale/shift (random crops), random
-erasing, mixup and cutmix. One affine warp per batch does flip, rotation, scale and shift
+erasing, photometric jitter, mixup and cutmix. One affine warp per batch does flip, rotation, scale and shift
 together, so augmentation costs little next to the network."""
 from __future__ import annotations
 
@@ -60,6 +60,17 @@ def erase(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tens
     m &= (torch.rand(b, generator=g) < cfg.erase_p).view(b, 1, 1)
     noise = torch.randn(x.shape, generator=g, dtype=x.dtype)
     return torch.where(m.unsqueeze(1), noise, x)
+
+
+def photometric(x: torch.Tensor, brightness: float, contrast: float,
+                g: torch.Generator) -> torch.Tensor:
+    """Per-image contrast in [1 - contrast, 1 + contrast] about the image mean, then a
+    brightness shift in [-brightness, brightness] (in units of the normalised input)."""
+    b = x.shape[0]
+    c = 1.0 + (torch.rand(b, 1, 1, 1, generator=g) * 2 - 1) * contrast
+    s = (torch.rand(b, 1, 1, 1, generator=g) * 2 - 1) * brightness
+    m = x.mean((1, 2, 3), keepdim=True)
+    return (x - m) * c.to(x.dtype) + m + s.to(x.dtype)
 
 
 def mix(x: torch.Tensor, target: torch.Tensor, cfg: AugmentConfig, g: torch.Generator):

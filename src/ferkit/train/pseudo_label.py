@@ -151,21 +151,29 @@ def pseudo_label(model_ckpt: str | Path, labeled: str | Path, unlabeled: str | P
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ck = checkpoint.load(model_ckpt)
-    classes, mc = ck["classes"], ck["model_config"]
+    classes = ck["classes"]
     base = dict(ck.get("config") or {})
     base.update(data=str(labeled), val_data=str(val) if val else base.get("val_data"),
                 epochs=pc.epochs_per_round, lr=base.get("lr", 2e-3) * pc.lr_factor,
                 warmup_epochs=0.0, distill=None, classes=",".join(classes), class_map=None,
                 negative_vs_rest=False, soft_labels=False, init_from=None, extra_data=None)
     cfg = TrainConfig.from_dict(base)
-    spec = ClassSpec(tuple(classes))
-    kw = dict(size=mc["input_size"], channels=mc["in_chans"], spec=spec)
-    lab = load_dataset(labeled, split_if_present(labeled, "train"), **kw)
-    val_src = val or base.get("val_data") or ck["config"]["data"]
-    val_ds = load_dataset(val_src, split_if_present(val_src, "val"), **kw)
-    unl = load_unlabeled(unlabeled, mc["input_size"], mc["in_chans"], classes)
+    lab, unl, val_ds = load_semi_inputs(ck, labeled, unlabeled, val)
     return pseudo_label_arrays(model_ckpt, lab, unl, val_ds, out, pc, progress=progress,
                                cfg=cfg)
+
+
+def load_semi_inputs(ck: dict, labeled, unlabeled, val=None):
+    """(labelled, unlabelled, val) faces at the checkpoint's size, channels and classes; val
+    defaults to the checkpoint recipe's val data (or the val split of its training data)."""
+    classes, mc = ck["classes"], ck["model_config"]
+    kw = dict(size=mc["input_size"], channels=mc["in_chans"], spec=ClassSpec(tuple(classes)))
+    lab = load_dataset(labeled, split_if_present(labeled, "train"), **kw)
+    conf = ck.get("config") or {}
+    val_src = val or conf.get("val_data") or conf["data"]
+    val_ds = load_dataset(val_src, split_if_present(val_src, "val"), **kw)
+    unl = load_unlabeled(unlabeled, mc["input_size"], mc["in_chans"], classes)
+    return lab, unl, val_ds
 
 
 def _resume(out: Path, pc: PseudoConfig) -> tuple[list, dict | None]:
