@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -66,6 +67,9 @@ FIXMATCH = {
     "fixmatch_self": {"thresholds": "self", "ema": 0.99, "lr": 1e-3},
     "noisy_student_long+fixmatch_self": {"thresholds": "self", "ema": 0.99, "lr": 1e-3,
                                          "from": "noisy_student_long"},
+    # a second FixMatch stage from the first one's best model (a fresh cosine schedule)
+    "noisy_student_long+fixmatch_self_x2": {"thresholds": "self", "ema": 0.99, "lr": 1e-3,
+                                            "from": "noisy_student_long+fixmatch_self"},
 }
 
 
@@ -82,10 +86,10 @@ def main():
     ap.add_argument("--share", type=float, default=0.10)
     ap.add_argument("--epochs-small", type=int, default=40, help="(a) on the labelled 10%%")
     ap.add_argument("--epochs-full", type=int, default=12, help="(c) on 100%%")
-    ap.add_argument("--epochs-full-long", type=int, default=36,
+    ap.add_argument("--epochs-full-long", type=int, nargs="*", default=[36, 72],
                     help="(c) again, trained longer: the pseudo-label rounds train far more "
-                    "than --epochs-full epochs in all, so the gap is also reported against this "
-                    "better-trained reference (0: skip)")
+                    "than --epochs-full epochs in all, so the gap is also reported against "
+                    "the longest of these better-trained references (none: skip)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--epochs-per-round", type=int, default=5)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
@@ -118,8 +122,9 @@ def main():
 
     a_dir, a = supervised("a_supervised_10pct", lab, args.epochs_small)
     _, c = supervised("c_supervised_100pct", train, args.epochs_full)
-    c_long = (supervised(f"c_supervised_100pct_{args.epochs_full_long}ep", train,
-                         args.epochs_full_long)[1] if args.epochs_full_long else None)
+    c_longer = [supervised(f"c_supervised_100pct_{e}ep", train, e)[1]
+                for e in sorted(args.epochs_full_long)]
+    c_long = c_longer[-1] if c_longer else None
     runs = []
     for name in args.variants:
         opts = dict(VARIANTS[name])
@@ -145,7 +150,7 @@ def main():
         r = fixmatch(start, lab, unl, val, work / f"b_{name}", fc, progress=False)
         best = max(e["val_accuracy"] for e in r["epochs"])
         online.append({"variant": name, "config": dataclasses.asdict(fc),
-                       "start_model": str(start.relative_to(ROOT)),
+                       "start_model": os.path.relpath(start, ROOT),
                        "start_val_accuracy": r["start"], "epochs": r["epochs"],
                        "best_val_accuracy": best, "gap_closed": gap_closed(a, best, c),
                        "gap_closed_vs_long": gap_closed(a, best, c_long),
@@ -156,6 +161,7 @@ def main():
                   "threads_for_rounds": args.threads,
                   "val": len(val)},
         "a_supervised_10pct": a, "c_supervised_100pct": c, "c_supervised_100pct_long": c_long,
+        "c_supervised_100pct_longer": c_longer,
         "b_pseudo_label": runs, "b_fixmatch": online,
         "wall_seconds": time.time() - t0})
 

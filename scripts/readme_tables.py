@@ -182,7 +182,10 @@ def research_tables() -> list[str]:
         cl = s.get("c_supervised_100pct_long")
         if cl:
             out[-1] += (f", and trained longer {cl['val_accuracy']:.4f} ({cl['epochs']} epochs; "
-                        f"the last column measures the gap against it)")
+                        f"the last column measures the gap against it")
+            for o in s.get("c_supervised_100pct_longer", [])[:-1]:
+                out[-1] += f"; {o['epochs']} epochs: {o['val_accuracy']:.4f}"
+            out[-1] += ")"
         out[-1] += ".\n"
         out.append("| variant | round | faces taken | purity | val acc | gap closed |"
                    + (" gap closed vs the longer (c) |" if cl else ""))
@@ -199,9 +202,9 @@ def research_tables() -> list[str]:
         online = s.get("b_fixmatch") or []
         if online:
             out.append("\nOnline pseudo-labels (FixMatch, `ferkit pseudo-label --method fixmatch`): "
-                       "faces over their class threshold per pass over the unlabelled faces (mean "
-                       "per step x steps), their purity against the hidden labels, and the EMA "
-                       "model's val accuracy; every 5th epoch and the best:\n")
+                       "per epoch (one pass over the unlabelled faces, each seen once), the faces "
+                       "that passed their class threshold, their purity against the hidden labels, "
+                       "and the EMA model's val accuracy; every 5th epoch and the best:\n")
             out.append("| variant | starts from (val acc) | epoch | faces over the threshold | "
                        "purity | val acc | gap closed |" + (" gap closed vs the longer (c) |" if cl else ""))
             out.append("|---|---|---|---|---|---|---|" + ("---|" if cl else ""))
