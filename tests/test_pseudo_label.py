@@ -3,7 +3,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import FER
+from conftest import CLASSES, FER
 
 from ferkit.cli import main
 from ferkit.errors import ConfigError
@@ -142,3 +142,26 @@ def test_fixmatch_cli_logs_purity_resumes_and_refuses_bad_options(tiny_run, smal
     bad = [a if a != str(out) else str(tmp_path / "x") for a in args] + ["--threshold", "1.5"]
     assert main(bad) == 2 and not (tmp_path / "x").exists()
     assert "threshold" in capsys.readouterr().err
+
+
+def test_fixmatch_interrupted_and_resumed_equals_one_run(tiny_run, small_fer, tmp_path):
+    """Checkpoint and resume: one epoch, stop, resume for the second gives the same epochs
+    (pseudo-labels taken, purity, val accuracy) and weights as two epochs in one go."""
+    import torch
+
+    from ferkit.data import load_dataset
+    from ferkit.labels import ClassSpec
+    from ferkit.train.fixmatch import FixMatchConfig, fixmatch
+    kw = dict(size=48, channels=1, spec=ClassSpec(CLASSES))
+    lab, val = (load_dataset(small_fer / s, None, **kw) for s in ("train", "val"))
+    unl = load_dataset(small_fer / "train", None, **kw)
+    fc = FixMatchConfig(epochs=2, batch_size=16, mu=2, threads=1)   # self-adaptive: stateful
+    one = fixmatch(tiny_run / "best.pt", lab, unl, val, tmp_path / "one", fc, progress=False)
+    part = fixmatch(tiny_run / "best.pt", lab, unl, val, tmp_path / "two", fc, progress=False,
+                    stop_after=1)
+    assert len(part["epochs"]) == 1
+    two = fixmatch(tiny_run / "best.pt", lab, unl, val, tmp_path / "two", fc, progress=False)
+    strip = lambda r: [{k: v for k, v in e.items() if k != "seconds"} for e in r["epochs"]]  # noqa: E731
+    assert strip(two) == strip(one) and one["epochs"][0]["selected"] > 0
+    w1, w2 = (torch.load(tmp_path / d / "last.pt", weights_only=False)["ema"] for d in ("one", "two"))
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)

@@ -148,11 +148,12 @@ def _optimizer(model, fc: FixMatchConfig):
 
 def fixmatch(model_ckpt: str | Path, lab: FaceArray, unl: FaceArray, val_ds: FaceArray,
              out_dir: str | Path, fc: FixMatchConfig | None = None, *,
-             progress: bool = True) -> dict:
+             progress: bool = True, stop_after: int | None = None) -> dict:
     """Train from ``model_ckpt`` on labelled ``lab`` and unlabelled ``unl`` (labels hidden or
     -1), select on ``val_ds``. Writes best.pt (the EMA weights of the best epoch), last.pt
     (everything needed to resume; an interrupted run with the same options resumes) and
-    history.json; returns {"start", "epochs", "best"}."""
+    history.json; returns {"start", "epochs", "best"}. ``stop_after`` trains at most that
+    many epochs in this call (a time-boxed run that a later call resumes)."""
     from tqdm import tqdm
     fc = fc or FixMatchConfig()
     fc.validate()
@@ -195,9 +196,11 @@ def fixmatch(model_ckpt: str | Path, lab: FaceArray, unl: FaceArray, val_ds: Fac
             select.load(last["selector"])
             first = len(history)
             log.info("resuming %s after epoch %d", out, first)
-    base = {key: v for key, v in ck.items() if key not in ("model", "val_report", "epoch")}
+    # what describes the model (classes, model_config, recipe), not another run's state
+    base = {key: ck[key] for key in ("model_config", "classes", "config") if key in ck}
     amp = dict(device_type="cpu", dtype=torch.bfloat16, enabled=fc.bf16)
-    for epoch in range(first, fc.epochs):
+    last_epoch = fc.epochs if stop_after is None else min(fc.epochs, first + stop_after)
+    for epoch in range(first, last_epoch):
         t0 = time.time()
         g = torch.Generator().manual_seed(fc.seed * 1000 + epoch)
         torch.manual_seed(fc.seed * 1000 + epoch)
