@@ -143,6 +143,14 @@ def test_delong_paired_test_on_known_scores():
     assert same["difference"] == 0 and same["p_value"] == 1.0
     with pytest.raises(ValueError, match="same faces"):
         delong_paired(a_in, a_out, a_in[:-1], a_out)
+    from ferkit.audit import compare_audits
+    from ferkit.errors import ConfigError
+    one = {"model": "m", "faces": "f", "n_members": 1, "n_non_members": 1,
+           "attacks": {"loss_threshold": {"scores": (a_in[:1], a_out[:1])}}}
+    with pytest.raises(ConfigError, match="at least 2"):        # a user error, not a crash
+        compare_audits(one, dict(one, model="o"))
+    with pytest.raises(ConfigError, match="different faces"):
+        compare_audits(dict(one, n_members=40, n_non_members=30), dict(one, faces="g"))
     # 2000 + 2000 faces whose difficulty d dominates every score; a leaks a little more
     d_in, d_out = rng.normal(size=2000), rng.normal(size=2000)
     b_in, b_out = d_in + 0.1 + 0.2 * rng.normal(size=2000), d_out + 0.2 * rng.normal(size=2000)

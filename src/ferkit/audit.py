@@ -212,6 +212,9 @@ def compare_audits(a: dict, b: dict) -> dict:
         raise ConfigError(f"{a['model']} and {b['model']} were audited on different faces "
                           "(members, non-members, n or seed differ): a paired comparison needs "
                           "the same faces")
+    if min(a["n_members"], a["n_non_members"]) < 2:
+        raise ConfigError("a paired comparison needs at least 2 members and 2 non-members "
+                          f"(got {a['n_members']} and {a['n_non_members']}): raise --n")
     out = {}
     for name in a["attacks"].keys() & b["attacks"].keys():
         if "scores" not in a["attacks"][name] or "scores" not in b["attacks"][name]:
