@@ -60,7 +60,7 @@ VARIANTS = {
 
 
 # online pseudo-labels (ferkit/train/fixmatch.py): FixMatch with distribution alignment and
-# FlexMatch's class-adaptive thresholds, from (a), bf16
+# a fixed or a self-adaptive (FreeMatch) class threshold, bf16, from (a)
 # ("from": a pseudo-label variant whose best model it starts from instead of (a))
 FIXMATCH = {
     "fixmatch_fixed_0.8": {"threshold": 0.8, "thresholds": "fixed", "ema": 0.99, "lr": 1e-3},

@@ -110,6 +110,8 @@ def privacy_audit(model, members: str | Path, non_members: str | Path, *, n: int
     report gains ``comparison`` (compare_audits: model minus compare_model)."""
     scorer = _Scorer(model)
     other = _reference(scorer, compare_model, "compared model") if compare_model else None
+    if reference_model is not None:     # one scorer for both audits of a comparison
+        reference_model = _reference(scorer, reference_model)
     spec = ClassSpec(tuple(scorer.classes))
     kw = dict(size=scorer.size, channels=scorer.channels, spec=spec)
     ref = load_dataset(reference, None, **kw) if reference is not None else None

@@ -72,8 +72,9 @@ def delong_paired(a_in, a_out, b_in, b_out) -> dict:
     var = d10.var(ddof=1) / m + d01.var(ddof=1) / n
     se = math.sqrt(max(var, 0.0))
     diff = float(va10.mean() - vb10.mean())
-    p = 1.0 if se == 0 else math.erfc(abs(diff) / se / math.sqrt(2))
-    if se == 0 and diff != 0:
-        p = 0.0
+    if se == 0:                         # identical placements: no spread to test against
+        p = 1.0 if diff == 0 else 0.0
+    else:
+        p = math.erfc(abs(diff) / se / math.sqrt(2))
     return {"auc_a": float(va10.mean()), "auc_b": float(vb10.mean()), "difference": diff,
             "ci95": (diff - 1.96 * se, diff + 1.96 * se), "p_value": float(p)}

@@ -1,6 +1,6 @@
 """Batch augmentation on tensors: flip, rotation, scale/shift (random crops), random
-erasing, photometric jitter, mixup and cutmix. One affine warp per batch does flip, rotation, scale and shift
-together, so augmentation costs little next to the network."""
+erasing, photometric jitter, mixup and cutmix. One affine warp per batch does flip,
+rotation, scale and shift together, so augmentation costs little next to the network."""
 from __future__ import annotations
 
 import math

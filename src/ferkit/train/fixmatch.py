@@ -35,7 +35,7 @@ from ..io import write_json
 from ..metrics import classification_report
 from . import checkpoint
 from .augment import AugmentConfig, augment, photometric
-from .loop import images_to_tensor, lr_lambda, predict_logits, to_input
+from .loop import images_to_tensor, lr_lambda, param_groups, predict_logits, to_input
 
 log = logging.getLogger(__name__)
 
@@ -138,14 +138,6 @@ class Thresholds:
         self.status, self.tau, self.pbar = state["status"], state["tau"], state["pbar"]
 
 
-def _optimizer(model, fc: FixMatchConfig):
-    params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.AdamW([{"params": [p for p in params if p.ndim > 1],
-                               "weight_decay": fc.weight_decay},
-                              {"params": [p for p in params if p.ndim <= 1],
-                               "weight_decay": 0.0}], lr=fc.lr)
-
-
 def fixmatch(model_ckpt: str | Path, lab: FaceArray, unl: FaceArray, val_ds: FaceArray,
              out_dir: str | Path, fc: FixMatchConfig | None = None, *,
              progress: bool = True, stop_after: int | None = None) -> dict:
@@ -169,7 +161,8 @@ def fixmatch(model_ckpt: str | Path, lab: FaceArray, unl: FaceArray, val_ds: Fac
     k, b, ub = len(classes), fc.batch_size, fc.batch_size * fc.mu
     model = checkpoint.build_from_checkpoint(ck).to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).eval()
-    opt = _optimizer(model, fc)
+    opt = torch.optim.AdamW(param_groups((p for p in model.parameters() if p.requires_grad),
+                                         fc.weight_decay), lr=fc.lr)
     steps = max(1, math.ceil(len(unl) / ub))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda("cosine", fc.epochs * steps, 0, 0.0))
     prior = torch.from_numpy(np.bincount(lab.labels, minlength=k) / len(lab)).float()
@@ -180,8 +173,10 @@ def fixmatch(model_ckpt: str | Path, lab: FaceArray, unl: FaceArray, val_ds: Fac
     weak = AugmentConfig(flip=True, rotate=0.0, scale=0.0, shift=0.125, erase_p=0.0)
     strong = AugmentConfig(flip=True, rotate=fc.strong_rotate, scale=fc.strong_scale,
                            shift=fc.strong_shift, erase_p=1.0, erase_area=fc.strong_erase)
-    validate = lambda net: classification_report(torch.softmax(predict_logits(  # noqa: E731
-        net, xva, mc["mean"], mc["std"], tta=True), 1).numpy(), val_ds.labels, classes)
+
+    def validate(net) -> dict:
+        z = predict_logits(net, xva, mc["mean"], mc["std"], tta=True)
+        return classification_report(torch.softmax(z, 1).numpy(), val_ds.labels, classes)
     start_acc = validate(model)["accuracy"]
     cfg_dict = dataclasses.asdict(fc)
     history, best, first = [], {"epoch": 0, "val_accuracy": start_acc}, 0

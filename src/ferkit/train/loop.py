@@ -58,6 +58,13 @@ def lr_lambda(schedule: str, total: int, warmup: int, min_ratio: float):
     return f
 
 
+def param_groups(params, weight_decay: float) -> list[dict]:
+    """Weight decay on weights only: biases and norm scales (1-D) are not decayed."""
+    params = list(params)
+    return [{"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+
+
 def class_weights(labels: np.ndarray, k: int, power: float) -> torch.Tensor:
     counts = np.bincount(labels, minlength=k).astype(np.float64)
     w = np.where(counts > 0, (len(labels) / (k * np.maximum(counts, 1))) ** power, 0.0)

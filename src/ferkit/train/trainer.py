@@ -21,7 +21,15 @@ from . import checkpoint
 from .augment import augment, mix
 from .config import TrainConfig
 from .freeze import train_mode, trainable_parameters
-from .loop import class_weights, images_to_tensor, lr_lambda, predict_logits, soft_targets, to_input
+from .loop import (
+    class_weights,
+    images_to_tensor,
+    lr_lambda,
+    param_groups,
+    predict_logits,
+    soft_targets,
+    to_input,
+)
 from .losses import (
     HardSampleReweighter,
     class_activation_maps,
@@ -218,11 +226,7 @@ class Trainer:
 
     def _optimizer(self, model):
         cfg = self.cfg
-        params = trainable_parameters(model, cfg.trainable)
-        decay = [p for p in params if p.ndim > 1]
-        no_decay = [p for p in params if p.ndim <= 1]
-        groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-                  {"params": no_decay, "weight_decay": 0.0}]
+        groups = param_groups(trainable_parameters(model, cfg.trainable), cfg.weight_decay)
         if cfg.optimizer == "sgd":
             return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
         return torch.optim.AdamW(groups, lr=cfg.lr)
