@@ -3,7 +3,8 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import CLASSES, FER
+import torch
+from conftest import CLASSES, FER, ROOT
 
 from ferkit.cli import main
 from ferkit.errors import ConfigError
@@ -80,15 +81,38 @@ def test_curriculum_soft_restart_round_trains_on_distributions(tiny_run, small_f
         for p in sorted(cls.glob("*.jpg"))[300:304]:
             shutil.copy(p, unl / f"{cls.name}_{p.name}")
     out = tmp_path / "pl"
-    assert main(["pseudo-label", "--model", str(tiny_run / "best.pt"), "--labeled",
-                 str(small_fer), "--unlabeled", str(unl), "--rounds", "1", "--curriculum", "0.5",
-                 "--max-mutual-info", "10", "--soft", "--restart", "--epochs-per-round", "1",
-                 "--out", str(out), "--no-progress"]) == 0
+    recipe = tmp_path / "noisy.yaml"             # the shipped noisy-student options
+    recipe.write_text((ROOT / "recipes" / "noisy_student.yaml").read_text())
+    args = ["pseudo-label", "--model", str(tiny_run / "best.pt"), "--labeled",
+            str(small_fer), "--unlabeled", str(unl), "--rounds", "1", "--curriculum", "0.5",
+            "--max-mutual-info", "10", "--soft", "--restart", "--epochs-per-round", "1",
+            "--out", str(out), "--no-progress"]
+    assert main(args + ["--recipe", str(recipe)]) == 0
     r1 = json.loads((out / "rounds.json").read_text())["rounds"][0]
     assert r1["purity"] is None and 0 < r1["temperature"] < 20
     assert 0 < r1["selected"] <= 28
     cfg = json.loads((out / "round1" / "config.json").read_text())
-    assert cfg["soft_labels"] is True
+    start = json.loads(json.dumps(torch.load(tiny_run / "best.pt", weights_only=False)["config"]))
+    assert cfg["soft_labels"] is True and cfg["warmup_epochs"] == 1.0
+    # the recipe's augment keys replace the starting model's, the others are kept
+    assert cfg["augment"] == {**start["augment"], "rotate": 20.0, "scale": 0.2, "shift": 0.15,
+                              "erase_p": 0.5} != start["augment"]
+    assert cfg["lr"] == pytest.approx(start["lr"] * 0.3) and cfg["epochs"] == 1
+
+
+@pytest.mark.parametrize("text, says", [("epochs: 3\n", "epochs cannot be set here"),
+                                        ("augment: {spin: 1}\n", "unknown augment option"),
+                                        ("augment: 3\n", "augment must be a mapping")])
+def test_pseudo_label_recipe_mistakes_name_the_file(tiny_run, small_fer, tmp_path, capsys,
+                                                    text, says):
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text(text)
+    assert main(["pseudo-label", "--model", str(tiny_run / "best.pt"), "--labeled",
+                 str(small_fer), "--unlabeled", str(small_fer), "--recipe", str(recipe),
+                 "--out", str(tmp_path / "pl"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert str(recipe) in err and says in err
+    assert not (tmp_path / "pl").exists()
 
 
 def test_fixmatch_alignment_and_class_adaptive_thresholds():

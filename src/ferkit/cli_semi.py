@@ -30,6 +30,9 @@ def add_pseudo(sub) -> None:
     r.add_argument("--soft", action="store_true", help="train on pseudo-label distributions")
     r.add_argument("--restart", action="store_true",
                    help="each round fine-tunes the starting model, not the previous round's")
+    r.add_argument("--recipe", metavar="FILE",
+                   help="YAML/JSON training options for the rounds over the starting model's "
+                   "recipe, e.g. recipes/noisy_student.yaml (augment merged key by key)")
     f = p.add_argument_group("fixmatch")
     f.add_argument("--epochs", type=int, default=40, help="passes over the unlabelled faces")
     f.add_argument("--mu", type=int, default=7, help="unlabelled faces per labelled face")
@@ -53,8 +56,12 @@ def cmd_pseudo(a) -> int:
     pc = PseudoConfig(a.rounds, a.threshold, a.max_mutual_info, a.class_cap, a.mc_passes,
                       a.epochs_per_round, a.lr_factor, calibrate=not a.no_calibrate,
                       curriculum=a.curriculum, soft=a.soft, restart=a.restart)
+    overrides = None
+    if a.recipe:
+        from .train.config import load_recipe
+        overrides = load_recipe(a.recipe)
     res = pseudo_label(a.model, a.labeled, a.unlabeled, a.out, pc, val=a.val,
-                       progress=not a.no_progress)
+                       progress=not a.no_progress, overrides=overrides, source=a.recipe)
     for r in res["rounds"]:
         print(f"round {r['round']}: kept {r['selected']}/{r['of']} {r['per_class']} "
               f"purity {r['purity']} val {r['val_accuracy']:.4f}")

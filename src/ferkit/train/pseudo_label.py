@@ -144,20 +144,54 @@ def _val_logits(model, val_ds: FaceArray, mc) -> np.ndarray:
                           tta=True, channels_last=False).numpy()
 
 
+# training options that the rounds set themselves, so a --recipe may not
+_SET_BY_ROUNDS = {"data", "val_data", "epochs", "distill", "classes", "class_map",
+                  "negative_vs_rest", "soft_labels", "init_from", "extra_data"}
+
+
+def round_recipe(start: dict, pc: PseudoConfig, overrides: dict | None = None,
+                 source: str = "recipe") -> dict:
+    """The training recipe of every round: the starting model's, with ``overrides`` on top
+    (``augment`` merged key by key; ``lr`` is the rate that ``lr_factor`` scales; warm-up off
+    unless overridden), at ``pc.epochs_per_round`` epochs."""
+    ov = dict(overrides or {})
+    clash = sorted(_SET_BY_ROUNDS & set(ov))
+    if clash:
+        raise ConfigError(f"{source}: {', '.join(clash)} cannot be set here: the rounds set "
+                          f"them (use --epochs-per-round, --soft, --labeled, --val)")
+    if not isinstance(ov.get("augment", {}), dict):
+        raise ConfigError(f"{source}: augment must be a mapping of option: value")
+    base = dict(start)
+    aug = {**(base.get("augment") or {}), **ov.pop("augment", {})}
+    base.update(ov, augment=aug)
+    base.update(epochs=pc.epochs_per_round, lr=base.get("lr", 2e-3) * pc.lr_factor,
+                warmup_epochs=ov.get("warmup_epochs", 0.0), distill=None, init_from=None,
+                extra_data=None)
+    try:
+        TrainConfig.from_dict(base)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return base
+
+
 def pseudo_label(model_ckpt: str | Path, labeled: str | Path, unlabeled: str | Path,
                  out_dir: str | Path, pc: PseudoConfig | None = None, *,
-                 val: str | Path | None = None, progress: bool = True) -> dict:
+                 val: str | Path | None = None, progress: bool = True,
+                 overrides: dict | None = None, source: str | None = None) -> dict:
+    """The rounds on faces read from disk; ``overrides``: training options for the rounds
+    over the starting model's recipe (see ``round_recipe``; ``source`` names them in
+    errors)."""
     pc = pc or PseudoConfig()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    pc.validate()
     ck = checkpoint.load(model_ckpt)
     classes = ck["classes"]
-    base = dict(ck.get("config") or {})
+    base = round_recipe(ck.get("config") or {}, pc, overrides, source or str(model_ckpt))
     base.update(data=str(labeled), val_data=str(val) if val else base.get("val_data"),
-                epochs=pc.epochs_per_round, lr=base.get("lr", 2e-3) * pc.lr_factor,
-                warmup_epochs=0.0, distill=None, classes=",".join(classes), class_map=None,
-                negative_vs_rest=False, soft_labels=False, init_from=None, extra_data=None)
+                classes=",".join(classes), class_map=None, negative_vs_rest=False,
+                soft_labels=False)
     cfg = TrainConfig.from_dict(base)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     lab, unl, val_ds = load_semi_inputs(ck, labeled, unlabeled, val)
     return pseudo_label_arrays(model_ckpt, lab, unl, val_ds, out, pc, progress=progress,
                                cfg=cfg)
@@ -214,10 +248,7 @@ def pseudo_label_arrays(model_ckpt: str | Path, lab: FaceArray, unl: FaceArray,
     ck = checkpoint.load(model_ckpt)
     classes, mc = ck["classes"], ck["model_config"]
     if cfg is None:
-        base = dict(ck.get("config") or {})
-        base.update(epochs=pc.epochs_per_round, lr=base.get("lr", 2e-3) * pc.lr_factor,
-                    warmup_epochs=0.0, distill=None, init_from=None, extra_data=None)
-        cfg = TrainConfig.from_dict(base)
+        cfg = TrainConfig.from_dict(round_recipe(ck.get("config") or {}, pc))
     xun = images_to_tensor(unl.images)
     model = checkpoint.build_from_checkpoint(ck)
     initial = ck["model"]
