@@ -57,11 +57,15 @@ VARIANTS = {
                            "recipe": {"augment": {"rotate": 20.0, "scale": 0.2, "shift": 0.15,
                                                   "erase_p": 0.5}, "warmup_epochs": 1.0}},
 }
+# noisy-student rounds again, with the FixMatch model as the first teacher: a better
+# teacher gives better soft pseudo-labels ("from": the run whose best model starts it)
+VARIANTS["noisy_student_long+fixmatch_self+noisy_student"] = {
+    **VARIANTS["noisy_student_long"], "rounds": 3, "from": "noisy_student_long+fixmatch_self"}
 
 
 # online pseudo-labels (ferkit/train/fixmatch.py): FixMatch with distribution alignment and
 # a fixed or a self-adaptive (FreeMatch) class threshold, bf16, from (a)
-# ("from": a pseudo-label variant whose best model it starts from instead of (a))
+# ("from": a variant, of either kind, whose best model it starts from instead of (a))
 FIXMATCH = {
     "fixmatch_fixed_0.8": {"threshold": 0.8, "thresholds": "fixed", "ema": 0.99, "lr": 1e-3},
     "fixmatch_self": {"thresholds": "self", "ema": 0.99, "lr": 1e-3},
@@ -70,6 +74,10 @@ FIXMATCH = {
     # a second FixMatch stage from the first one's best model (a fresh cosine schedule)
     "noisy_student_long+fixmatch_self_x2": {"thresholds": "self", "ema": 0.99, "lr": 1e-3,
                                             "from": "noisy_student_long+fixmatch_self"},
+    # FixMatch once more after the second noisy student
+    "noisy_student_long+fixmatch_self+noisy_student+fixmatch_self": {
+        "thresholds": "self", "ema": 0.99, "lr": 1e-3,
+        "from": "noisy_student_long+fixmatch_self+noisy_student"},
 }
 
 
@@ -86,7 +94,7 @@ def main():
     ap.add_argument("--share", type=float, default=0.10)
     ap.add_argument("--epochs-small", type=int, default=40, help="(a) on the labelled 10%%")
     ap.add_argument("--epochs-full", type=int, default=12, help="(c) on 100%%")
-    ap.add_argument("--epochs-full-long", type=int, nargs="*", default=[36, 72],
+    ap.add_argument("--epochs-full-long", type=int, nargs="*", default=[36, 72, 144],
                     help="(c) again, trained longer: the pseudo-label rounds train far more "
                     "than --epochs-full epochs in all, so the gap is also reported against "
                     "the longest of these better-trained references (none: skip)")
@@ -125,44 +133,52 @@ def main():
     c_longer = [supervised(f"c_supervised_100pct_{e}ep", train, e)[1]
                 for e in sorted(args.epochs_full_long)]
     c_long = c_longer[-1] if c_longer else None
-    runs = []
-    for name in args.variants:
-        opts = dict(VARIANTS[name])
-        overrides = opts.pop("recipe", {})
-        pc = PseudoConfig(**{"rounds": args.rounds, "class_cap": args.class_cap,
-                             "epochs_per_round": args.epochs_per_round, **opts})
-        base = {**recipe, "data": str(data), "epochs": pc.epochs_per_round,
-                "lr": RECIPE["lr"] * pc.lr_factor, "warmup_epochs": 0.0, **overrides}
-        # logged rounds with the same options are reused; only missing ones are trained
-        r = pseudo_label_arrays(a_dir / "best.pt", lab, unl, val, work / f"b_{name}", pc,
-                                progress=False, cfg=TrainConfig.from_dict(base))
-        best = max(x["val_accuracy"] for x in r["rounds"])
-        runs.append({"variant": name, "config": dataclasses.asdict(pc),
-                     "recipe_overrides": overrides, "rounds": r["rounds"],
-                     "best_val_accuracy": best, "gap_closed": gap_closed(a, best, c),
-                     "gap_closed_vs_long": gap_closed(a, best, c_long)})
-        print(json.dumps(runs[-1]), flush=True)
-    online = []
-    for name in args.fixmatch:
-        opts = dict(FIXMATCH[name])
-        start = work / f"b_{opts.pop('from')}" / "best.pt" if "from" in opts else a_dir / "best.pt"
-        fc = FixMatchConfig(epochs=args.fixmatch_epochs, threads=args.threads, **opts)
-        r = fixmatch(start, lab, unl, val, work / f"b_{name}", fc, progress=False)
-        best = max(e["val_accuracy"] for e in r["epochs"])
-        online.append({"variant": name, "config": dataclasses.asdict(fc),
-                       "start_model": os.path.relpath(start, ROOT),
-                       "start_val_accuracy": r["start"], "epochs": r["epochs"],
-                       "best_val_accuracy": best, "gap_closed": gap_closed(a, best, c),
-                       "gap_closed_vs_long": gap_closed(a, best, c_long),
-                       "train_seconds": sum(e["seconds"] for e in r["epochs"])})
-        print(json.dumps({k: v for k, v in online[-1].items() if k != "epochs"}), flush=True)
+    runs, online, done = {}, {}, {}
+
+    def stage(name):
+        """Run (or reuse) variant ``name`` after the variant it starts from; its directory."""
+        if name in done:
+            return done[name]
+        opts = dict(VARIANTS[name] if name in VARIANTS else FIXMATCH[name])
+        start = stage(opts.pop("from")) / "best.pt" if "from" in opts else a_dir / "best.pt"
+        out = done[name] = work / f"b_{name}"
+        if name in VARIANTS:
+            overrides = opts.pop("recipe", {})
+            pc = PseudoConfig(**{"rounds": args.rounds, "class_cap": args.class_cap,
+                                 "epochs_per_round": args.epochs_per_round, **opts})
+            base = {**recipe, "data": str(data), "epochs": pc.epochs_per_round,
+                    "lr": RECIPE["lr"] * pc.lr_factor, "warmup_epochs": 0.0, **overrides}
+            # logged rounds with the same options are reused; only missing ones are trained
+            r = pseudo_label_arrays(start, lab, unl, val, out, pc, progress=False,
+                                    cfg=TrainConfig.from_dict(base))
+            best = max(x["val_accuracy"] for x in r["rounds"])
+            row = runs[name] = {"variant": name, "config": dataclasses.asdict(pc),
+                                "recipe_overrides": overrides,
+                                "start_model": os.path.relpath(start, ROOT),
+                                "start_val_accuracy": r["start"], "rounds": r["rounds"]}
+        else:
+            fc = FixMatchConfig(epochs=args.fixmatch_epochs, threads=args.threads, **opts)
+            r = fixmatch(start, lab, unl, val, out, fc, progress=False)
+            best = max(e["val_accuracy"] for e in r["epochs"])
+            row = online[name] = {"variant": name, "config": dataclasses.asdict(fc),
+                                  "start_model": os.path.relpath(start, ROOT),
+                                  "start_val_accuracy": r["start"], "epochs": r["epochs"],
+                                  "train_seconds": sum(e["seconds"] for e in r["epochs"])}
+        row.update(best_val_accuracy=best, gap_closed=gap_closed(a, best, c),
+                   gap_closed_vs_long=gap_closed(a, best, c_long))
+        print(json.dumps({k: v for k, v in row.items() if k not in ("epochs", "rounds")}),
+              flush=True)
+        return out
+
+    for name in [*args.variants, *args.fixmatch]:
+        stage(name)
     write_result("semi_supervised", {
         "setup": {"labelled": len(lab), "unlabelled": len(unl), "share": args.share, "recipe": RECIPE,
                   "threads_for_rounds": args.threads,
                   "val": len(val)},
         "a_supervised_10pct": a, "c_supervised_100pct": c, "c_supervised_100pct_long": c_long,
         "c_supervised_100pct_longer": c_longer,
-        "b_pseudo_label": runs, "b_fixmatch": online,
+        "b_pseudo_label": list(runs.values()), "b_fixmatch": list(online.values()),
         "wall_seconds": time.time() - t0})
 
 
