@@ -3,11 +3,11 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 from conftest import CLASSES, FER, ROOT
 
 from ferkit.cli import main
 from ferkit.errors import ConfigError
+from ferkit.train import checkpoint
 from ferkit.train.pseudo_label import PseudoConfig, class_quota, select
 
 
@@ -92,7 +92,7 @@ def test_curriculum_soft_restart_round_trains_on_distributions(tiny_run, small_f
     assert r1["purity"] is None and 0 < r1["temperature"] < 20
     assert 0 < r1["selected"] <= 28
     cfg = json.loads((out / "round1" / "config.json").read_text())
-    start = json.loads(json.dumps(torch.load(tiny_run / "best.pt", weights_only=False)["config"]))
+    start = json.loads(json.dumps(checkpoint.load(tiny_run / "best.pt")["config"]))
     assert cfg["soft_labels"] is True and cfg["warmup_epochs"] == 1.0
     # the recipe's augment keys replace the starting model's, the others are kept
     assert cfg["augment"] == {**start["augment"], "rotate": 20.0, "scale": 0.2, "shift": 0.15,
