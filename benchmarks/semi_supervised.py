@@ -78,6 +78,11 @@ FIXMATCH = {
     "noisy_student_long+fixmatch_self+noisy_student+fixmatch_self": {
         "thresholds": "self", "ema": 0.99, "lr": 1e-3,
         "from": "noisy_student_long+fixmatch_self+noisy_student"},
+    # the same stage with another seed (batch order, augmentation): how much of its best
+    # epoch is the draw
+    "noisy_student_long+fixmatch_self+noisy_student+fixmatch_self_seed1": {
+        "thresholds": "self", "ema": 0.99, "lr": 1e-3, "seed": 1,
+        "from": "noisy_student_long+fixmatch_self+noisy_student"},
 }
 
 
