@@ -14,7 +14,8 @@ SHARED = ROOT.parent / "shared"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def median_time(fn, repeats: int, warmup: int = 2) -> float:
+def run_times(fn, repeats: int, warmup: int = 2) -> list[float]:
+    """Seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones."""
     for _ in range(warmup):
         fn()
     times = []
@@ -22,18 +23,27 @@ def median_time(fn, repeats: int, warmup: int = 2) -> float:
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return times
 
 
-def classify_throughput(clf, x, batch: int, repeats: int) -> float:
-    """Faces/s of an OnnxClassifier's bare ORT session on preprocessed faces ``x`` (at least
-    512): 64 faces one by one at batch 1, else 512 faces in chunks of ``batch``."""
-    n = 64 if batch == 1 else 512
+def median_time(fn, repeats: int, warmup: int = 2) -> float:
+    return statistics.median(run_times(fn, repeats, warmup))
+
+
+def classify_rates(clf, x, batch: int, repeats: int) -> list[float]:
+    """Faces/s of each repeat of an OnnxClassifier's bare ORT session on preprocessed faces
+    ``x`` (at least 512): 256 faces one by one at batch 1, else 512 in chunks of ``batch``."""
+    n = 256 if batch == 1 else 512
 
     def run():
         for i in range(0, n, batch):
             clf.session.run(None, {clf.input_name: x[i:i + batch]})
-    return n / median_time(run, repeats)
+    return [n / t for t in run_times(run, repeats)]
+
+
+def classify_throughput(clf, x, batch: int, repeats: int) -> float:
+    """The median of ``classify_rates``."""
+    return statistics.median(classify_rates(clf, x, batch, repeats))
 
 
 def machine() -> dict:

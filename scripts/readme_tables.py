@@ -37,6 +37,10 @@ def models_table():
                      f"{v.get('macro_f1', 0):.4f} | {v.get('ece_uncalibrated', 0):.4f} / "
                      f"{v.get('ece', 0):.4f} / {cf} | {f(1, 1)} / {f(1, 64)} | "
                      f"{f(2, 1)} / {f(2, 64)} |")
+    if speed["rows"]:
+        lines.append("\nFaces/s: the median of the repeats of one run of "
+                     "`benchmarks/classify_speed.py`, a single pass (flip TTA halves them); "
+                     "their 10th-90th percentile range is in its JSON.")
     return "\n".join(lines)
 
 
