@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
 from _common import ROOT, fer2013, stratified_split, write_result
 
 sys.path.insert(0, str(ROOT / "src"))
@@ -28,6 +29,8 @@ sys.path.insert(0, str(ROOT / "src"))
 RECIPE = {"model": "resnet_fast", "width": 16, "batch_size": 128, "lr": 2e-3,
           "label_smoothing": 0.1, "threads": 2, "seed": 0,
           "augment": {"rotate": 10.0, "scale": 0.1, "shift": 0.1, "erase_p": 0.25}}
+# the noisy student's stronger augmentation and warm-up (ferkit pseudo-label --recipe)
+NOISY = yaml.safe_load((ROOT / "recipes" / "noisy_student.yaml").read_text())
 VARIANTS = {
     "threshold_0.95_raw": {"threshold": 0.95, "calibrate": False},
     "threshold_0.8_raw": {"threshold": 0.8, "calibrate": False},
@@ -40,22 +43,19 @@ VARIANTS = {
     # learning rate, more epochs and stronger augmentation than the teacher had
     "noisy_student_soft": {"curriculum": 1.0, "soft": True, "max_mutual_info": 10.0,
                            "lr_factor": 1.0, "epochs_per_round": 12, "rounds": 4,
-                           "recipe": {"augment": {"rotate": 20.0, "scale": 0.2, "shift": 0.15,
-                                                  "erase_p": 0.5}, "warmup_epochs": 1.0}},
+                           "recipe": NOISY},
     # the same with mixup on the merged batches: mixing two faces and their (soft) labels is
     # known to make training robust to wrong labels (Zhang et al. 2018), and about half of
     # these pseudo-labels are wrong
     "noisy_student_mixup": {"curriculum": 1.0, "soft": True, "max_mutual_info": 10.0,
                             "lr_factor": 1.0, "epochs_per_round": 12, "rounds": 3,
-                            "recipe": {"augment": {"rotate": 20.0, "scale": 0.2, "shift": 0.15,
-                                                   "erase_p": 0.5, "mixup": 0.4, "mix_p": 0.5},
-                                       "warmup_epochs": 1.0}},
+                            "recipe": {**NOISY, "augment": {**NOISY["augment"], "mixup": 0.4,
+                                                            "mix_p": 0.5}}},
     # the noisy student with twice the epochs per round: its val accuracy still rose from
     # round to round, as if each 12-epoch round stopped short
     "noisy_student_long": {"curriculum": 1.0, "soft": True, "max_mutual_info": 10.0,
                            "lr_factor": 1.0, "epochs_per_round": 24, "rounds": 5,
-                           "recipe": {"augment": {"rotate": 20.0, "scale": 0.2, "shift": 0.15,
-                                                  "erase_p": 0.5}, "warmup_epochs": 1.0}},
+                           "recipe": NOISY},
 }
 # noisy-student rounds again, with the FixMatch model as the first teacher: a better
 # teacher gives better soft pseudo-labels ("from": the run whose best model starts it)
