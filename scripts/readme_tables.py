@@ -195,8 +195,11 @@ def research_tables() -> list[str]:
         out.append("| variant | round | faces taken | purity | val acc | gap closed |"
                    + (" gap closed vs the longer (c) |" if cl else ""))
         out.append("|---|---|---|---|---|---|" + ("---|" if cl else ""))
-        def closed(acc, ref):       # share of the gap from (a) to ``ref``
-            return f" {(acc - a['val_accuracy']) / (ref['val_accuracy'] - a['val_accuracy']):.0%} |"
+        def share(acc, ref):        # share of the gap from (a) to ``ref``
+            return (acc - a["val_accuracy"]) / (ref["val_accuracy"] - a["val_accuracy"])
+
+        def closed(acc, ref):
+            return f" {share(acc, ref):.0%} |"
         for run in s["b_pseudo_label"]:
             name = run.get("variant", f"threshold_{run['config']['threshold']}")
             for r in run["rounds"]:
@@ -226,15 +229,12 @@ def research_tables() -> list[str]:
                                + (closed(e["val_accuracy"], cl) if cl else ""))
             top = max(online, key=lambda r: r["best_val_accuracy"])
             ref = cl or c
-
-            def share(acc):         # share of the gap from (a) to ``ref``
-                return (acc - a["val_accuracy"]) / (ref["val_accuracy"] - a["val_accuracy"])
             last = top["epochs"][-1]["val_accuracy"]
             out.append(f"\nThe best (b), `{top['variant']}`, reaches {top['best_val_accuracy']:.4f} "
-                       f"and closes {share(top['best_val_accuracy']):.0%} of the gap to (c) at "
-                       f"{ref['epochs']} epochs; its last epoch ({last:.4f}) closes "
-                       f"{share(last):.0%}. Every figure here, (c) included, is the best val epoch "
-                       "of its run, so each is a little optimistic.")
+                       f"and closes {share(top['best_val_accuracy'], ref):.0%} of the gap to (c) "
+                       f"at {ref['epochs']} epochs; its last epoch ({last:.4f}) closes "
+                       f"{share(last, ref):.0%}. Every figure here, (c) included, is the best val "
+                       "epoch of its run, so each is a little optimistic.")
     ab = load("ablation")
     if ab:
         st = ab["setup"]
