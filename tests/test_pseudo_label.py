@@ -115,6 +115,16 @@ def test_pseudo_label_recipe_mistakes_name_the_file(tiny_run, small_fer, tmp_pat
     assert not (tmp_path / "pl").exists()
 
 
+def test_fixmatch_refuses_a_rounds_recipe(tiny_run, small_fer, tmp_path, capsys):
+    recipe = tmp_path / "noisy.yaml"
+    recipe.write_text((ROOT / "recipes" / "noisy_student.yaml").read_text())
+    assert main(["pseudo-label", "--method", "fixmatch", "--model", str(tiny_run / "best.pt"),
+                 "--labeled", str(small_fer), "--unlabeled", str(small_fer), "--recipe",
+                 str(recipe), "--out", str(tmp_path / "fm"), "--no-progress"]) == 2
+    assert "--method rounds" in capsys.readouterr().err
+    assert not (tmp_path / "fm").exists()
+
+
 def test_fixmatch_alignment_and_class_adaptive_thresholds():
     import torch
 

@@ -70,6 +70,10 @@ def cmd_pseudo(a) -> int:
 
 
 def _fixmatch(a) -> int:
+    from .errors import ConfigError
+    if a.recipe:
+        raise ConfigError(f"{a.recipe}: --recipe sets the training options of --method "
+                          f"rounds; FixMatch takes its own (--lr, --batch-size, --ema, ...)")
     from .train import checkpoint
     from .train.fixmatch import FixMatchConfig, fixmatch
     from .train.pseudo_label import load_semi_inputs
