@@ -114,7 +114,7 @@ def main():
 
     from ferkit.train.config import TrainConfig
     from ferkit.train.fixmatch import FixMatchConfig, fixmatch
-    from ferkit.train.pseudo_label import PseudoConfig, pseudo_label_arrays
+    from ferkit.train.pseudo_label import PseudoConfig, pseudo_label_arrays, round_config
     from ferkit.train.trainer import Trainer
     work = Path(args.work)
     data, train, val = fer2013()
@@ -151,11 +151,9 @@ def main():
             overrides = opts.pop("recipe", {})
             pc = PseudoConfig(**{"rounds": args.rounds, "class_cap": args.class_cap,
                                  "epochs_per_round": args.epochs_per_round, **opts})
-            base = {**recipe, "data": str(data), "epochs": pc.epochs_per_round,
-                    "lr": RECIPE["lr"] * pc.lr_factor, "warmup_epochs": 0.0, **overrides}
+            cfg = round_config(recipe, pc, overrides, name, data=str(data))
             # logged rounds with the same options are reused; only missing ones are trained
-            r = pseudo_label_arrays(start, lab, unl, val, out, pc, progress=False,
-                                    cfg=TrainConfig.from_dict(base))
+            r = pseudo_label_arrays(start, lab, unl, val, out, pc, progress=False, cfg=cfg)
             best = max(x["val_accuracy"] for x in r["rounds"])
             row = runs[name] = {"variant": name, "config": dataclasses.asdict(pc),
                                 "recipe_overrides": overrides,

@@ -195,6 +195,7 @@ def research_tables() -> list[str]:
         out.append("| variant | round | faces taken | purity | val acc | gap closed |"
                    + (" gap closed vs the longer (c) |" if cl else ""))
         out.append("|---|---|---|---|---|---|" + ("---|" if cl else ""))
+
         def share(acc, ref):        # share of the gap from (a) to ``ref``
             return (acc - a["val_accuracy"]) / (ref["val_accuracy"] - a["val_accuracy"])
 

@@ -190,8 +190,8 @@ def audit_arrays(model, members: FaceArray, non_members: FaceArray, *, n: int | 
         _roc_png(Path(plots) / "roc.png", report)
     for a in attacks.values():
         a.pop("roc")
-        if not keep_scores:
-            a.pop("scores")
+    if not keep_scores:
+        _drop_scores(report)
     if "dp_bound" in report:
         report["dp_bound"].pop("roc")
     return report

@@ -149,11 +149,12 @@ _SET_BY_ROUNDS = {"data", "val_data", "epochs", "distill", "classes", "class_map
                   "negative_vs_rest", "soft_labels", "init_from", "extra_data"}
 
 
-def round_recipe(start: dict, pc: PseudoConfig, overrides: dict | None = None,
-                 source: str = "recipe") -> dict:
-    """The training recipe of every round: the starting model's, with ``overrides`` on top
-    (``augment`` merged key by key; ``lr`` is the rate that ``lr_factor`` scales; warm-up off
-    unless overridden), at ``pc.epochs_per_round`` epochs."""
+def round_config(start: dict, pc: PseudoConfig, overrides: dict | None = None,
+                 source: str = "recipe", **fixed) -> TrainConfig:
+    """The training config of every round: the starting model's recipe, with ``overrides``
+    on top (``augment`` merged key by key; ``lr`` is the rate that ``lr_factor`` scales;
+    warm-up off unless overridden), at ``pc.epochs_per_round`` epochs, then ``fixed`` (what
+    the caller sets: data, classes, ...). Errors name ``source``."""
     ov = dict(overrides or {})
     clash = sorted(_SET_BY_ROUNDS & set(ov))
     if clash:
@@ -166,12 +167,11 @@ def round_recipe(start: dict, pc: PseudoConfig, overrides: dict | None = None,
     base.update(ov, augment=aug)
     base.update(epochs=pc.epochs_per_round, lr=base.get("lr", 2e-3) * pc.lr_factor,
                 warmup_epochs=ov.get("warmup_epochs", 0.0), distill=None, init_from=None,
-                extra_data=None)
+                extra_data=None, **fixed)
     try:
-        TrainConfig.from_dict(base)
+        return TrainConfig.from_dict(base)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    return base
 
 
 def pseudo_label(model_ckpt: str | Path, labeled: str | Path, unlabeled: str | Path,
@@ -179,17 +179,16 @@ def pseudo_label(model_ckpt: str | Path, labeled: str | Path, unlabeled: str | P
                  val: str | Path | None = None, progress: bool = True,
                  overrides: dict | None = None, source: str | None = None) -> dict:
     """The rounds on faces read from disk; ``overrides``: training options for the rounds
-    over the starting model's recipe (see ``round_recipe``; ``source`` names them in
+    over the starting model's recipe (see ``round_config``; ``source`` names them in
     errors)."""
     pc = pc or PseudoConfig()
     pc.validate()
     ck = checkpoint.load(model_ckpt)
-    classes = ck["classes"]
-    base = round_recipe(ck.get("config") or {}, pc, overrides, source or str(model_ckpt))
-    base.update(data=str(labeled), val_data=str(val) if val else base.get("val_data"),
-                classes=",".join(classes), class_map=None, negative_vs_rest=False,
-                soft_labels=False)
-    cfg = TrainConfig.from_dict(base)
+    start = ck.get("config") or {}
+    cfg = round_config(start, pc, overrides, source or str(model_ckpt), data=str(labeled),
+                       val_data=str(val) if val else start.get("val_data"),
+                       classes=",".join(ck["classes"]), class_map=None,
+                       negative_vs_rest=False, soft_labels=False)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     lab, unl, val_ds = load_semi_inputs(ck, labeled, unlabeled, val)
@@ -248,7 +247,7 @@ def pseudo_label_arrays(model_ckpt: str | Path, lab: FaceArray, unl: FaceArray,
     ck = checkpoint.load(model_ckpt)
     classes, mc = ck["classes"], ck["model_config"]
     if cfg is None:
-        cfg = TrainConfig.from_dict(round_recipe(ck.get("config") or {}, pc))
+        cfg = round_config(ck.get("config") or {}, pc, source=str(model_ckpt))
     xun = images_to_tensor(unl.images)
     model = checkpoint.build_from_checkpoint(ck)
     initial = ck["model"]
