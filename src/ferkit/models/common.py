@@ -21,6 +21,22 @@ def conv_bn(cin: int, cout: int, norm: str, k: int = 3, stride: int = 1) -> nn.S
                          norm_layer(norm, cout), nn.ReLU(inplace=True))
 
 
+class CenterCrop(nn.Module):
+    """Centre-crops inputs larger than ``size`` (evaluation and export feed the full face;
+    training feeds random crops of ``size``, which pass through unchanged)."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = int(size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if h <= self.size and w <= self.size:
+            return x
+        top, left = (h - self.size) // 2, (w - self.size) // 2
+        return x[..., top:top + self.size, left:left + self.size]
+
+
 class Classifier(nn.Module):
     """``features`` (conv trunk to a feature map) + pooled dropout + linear ``head``.
 

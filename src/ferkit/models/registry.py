@@ -67,3 +67,16 @@ def create_model(name: str, num_classes: int = 7, in_chans: int = 1, **kwargs):
 
 def _ensure_loaded():
     from . import cnn, resnet  # noqa: F401  (registration happens on first use)
+
+
+def count_macs(model, input_size: int = 48, in_chans: int = 1) -> int:
+    """Multiply-accumulates of one forward pass on one face (torch's FLOP counter / 2)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, in_chans, input_size, input_size))
+    model.train(was_training)
+    return int(counter.get_total_flops() // 2)

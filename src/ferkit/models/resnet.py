@@ -1,10 +1,16 @@
 """ResNet family adapted to 48-px faces: a 3x3 stem (stride configurable) instead of the
-7x7/stride-4 ImageNet stem, widths configurable, BatchNorm or GroupNorm."""
+7x7/stride-4 ImageNet stem, widths configurable, BatchNorm or GroupNorm.
+
+Resolution options (issue 16's A/B): ``stem_stride=1`` keeps the stem and the first stage
+at the full input resolution, as the published >= 72% FER2013 nets do; ``stage1_stride=2``
+keeps only the stem there and halves the resolution in the first stage instead. ``crop``
+makes the network centre-crop larger inputs to ``crop`` px (training feeds random crops of
+that size), so exported models still take the full 48-px face."""
 from __future__ import annotations
 
 from torch import nn
 
-from .common import Classifier, norm_layer
+from .common import CenterCrop, Classifier, norm_layer
 from .registry import register
 
 
@@ -50,14 +56,18 @@ def _shortcut(cin, cout, stride, norm):
 
 
 def build_resnet(block, layers, num_classes=7, in_chans=1, width=64, stem_stride=1,
-                 norm="batch", dropout=0.3, semantic_dim=0, semantic_scale=10.0):
+                 norm="batch", dropout=0.3, semantic_dim=0, semantic_scale=10.0,
+                 stage1_stride=1, crop=0):
+    if stem_stride not in (1, 2) or stage1_stride not in (1, 2):
+        raise TypeError("stem_stride and stage1_stride must be 1 or 2")
     stem_w = max(16, width // 2) if stem_stride == 1 else width
-    mods = [nn.Conv2d(in_chans, stem_w, 3, stem_stride, 1, bias=False),
-            norm_layer(norm, stem_w), nn.ReLU(inplace=True)]
+    mods = [CenterCrop(crop)] if crop else []
+    mods += [nn.Conv2d(in_chans, stem_w, 3, stem_stride, 1, bias=False),
+             norm_layer(norm, stem_w), nn.ReLU(inplace=True)]
     cin = stem_w
     for i, n in enumerate(layers):
         planes = width * 2 ** i
-        stride = 1 if i == 0 else 2
+        stride = stage1_stride if i == 0 else 2
         for j in range(n):
             mods.append(block(cin, planes, stride if j == 0 else 1, norm))
             cin = planes * block.expansion

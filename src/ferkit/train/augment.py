@@ -101,10 +101,25 @@ def _beta(alpha: float, g: torch.Generator) -> float:
     return float(np.random.default_rng(seed).beta(alpha, alpha))
 
 
-def augment(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
-    """Every per-image augmentation (not the mixing ones)."""
+def random_crop(x: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
+    """A random ``size`` x ``size`` window of each image of a (B, C, H, W) batch."""
+    b, _, h, w = x.shape
+    if h <= size and w <= size:
+        return x
+    tops = torch.randint(h - size + 1, (b,), generator=g).tolist()
+    lefts = torch.randint(w - size + 1, (b,), generator=g).tolist()
+    return torch.stack([x[i, :, t:t + size, left:left + size]
+                        for i, (t, left) in enumerate(zip(tops, lefts))])
+
+
+def augment(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator,
+            crop: int = 0) -> torch.Tensor:
+    """Every per-image augmentation (not the mixing ones); ``crop`` > 0 adds random crops of
+    that size (for a model that centre-crops at test)."""
     if cfg.flip or cfg.rotate or cfg.scale or cfg.shift:
         x = geometric(x, cfg, g)
+    if crop:
+        x = random_crop(x, crop, g)
     if cfg.erase_p > 0:
         x = erase(x, cfg, g)
     return x

@@ -30,6 +30,10 @@ class TrainConfig:
     dropout: float = 0.3
     channels: int = 1
     input_size: int = 48
+    stem_stride: int | None = None    # 1: stem and first stage at full resolution (resnets)
+    stage1_stride: int | None = None  # 2 with stem_stride 1: only the stem at full resolution
+    crop: int | None = None           # train on random crops of this size; the model
+                                      # centre-crops at test, so it still takes input_size
     # optimisation
     epochs: int = 30
     batch_size: int = 128
@@ -57,8 +61,12 @@ class TrainConfig:
     reweight_weight: float = 0.3      # their loss weight
     reweight_warmup: int = 2          # epochs of loss history before reweighting starts
     extra_data: str | None = None     # extra labelled faces (e.g. GAN samples) added to train
+    # weight averaging over the end of the run (torch.optim.swa_utils)
+    average: str = "none"             # none | ema (per step) | swa (equal, per epoch)
+    average_start: float = 0.75       # share of the epochs after which averaging starts
+    ema_decay: float = 0.999
     # distillation (offline: teacher probabilities computed once on the clean train set)
-    distill: str | None = None        # teacher checkpoint path
+    distill: str | list[str] | None = None  # teacher checkpoint(s); several are averaged
     distill_alpha: float = 0.7
     distill_temperature: float = 2.0
     # selection
@@ -97,6 +105,14 @@ class TrainConfig:
         cfg.validate()
         return cfg
 
+    def teachers(self) -> list[str]:
+        """The distillation teachers as a list (a recipe may give one path or several)."""
+        if not self.distill:
+            return []
+        if isinstance(self.distill, str):
+            return [t.strip() for t in self.distill.split(",") if t.strip()]
+        return [str(t) for t in self.distill]
+
     def validate(self) -> None:
         checks = [
             (self.optimizer in ("adamw", "sgd"), "optimizer must be adamw or sgd"),
@@ -119,6 +135,11 @@ class TrainConfig:
              f"--loss {self.loss} needs label distributions: add --soft-labels (FER+ votes)"),
             (0 <= self.reweight < 1, "reweight must be in [0, 1)"),
             (self.attention_consistency >= 0, "attention_consistency must be >= 0"),
+            (self.average in ("none", "ema", "swa"), "average must be none, ema or swa"),
+            (0 <= self.average_start < 1, "average_start must be in [0, 1)"),
+            (0 < self.ema_decay < 1, "ema_decay must be in (0, 1)"),
+            (self.crop is None or 8 <= self.crop <= self.input_size,
+             f"crop must be between 8 and input_size ({self.input_size})"),
         ]
         for ok, msg in checks:
             if not ok:

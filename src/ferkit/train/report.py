@@ -40,3 +40,20 @@ def plot_curves(path: Path, history: list[dict]) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
+
+
+def record_session(out: Path, started: float, first_epoch: int, epoch: int,
+                   train_seconds: float) -> None:
+    """Keep OUT/sessions.json: one row per invocation of a run (a first start or a
+    ``--resume``), with its wall time, so a run continued across sessions says what each
+    session spent. The row of the running invocation is rewritten after every epoch."""
+    import json
+    import time
+    path = out / "sessions.json"
+    rows = json.loads(path.read_text()) if path.exists() else []
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started))
+    rows = [r for r in rows if r.get("started_utc") != stamp]
+    rows.append({"started_utc": stamp, "first_epoch": first_epoch + 1, "last_epoch": epoch,
+                 "wall_seconds": round(time.time() - started, 1),
+                 "train_seconds_total": round(train_seconds, 1)})
+    write_json(path, rows)

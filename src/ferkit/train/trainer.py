@@ -19,6 +19,7 @@ from ..metrics import classification_report
 from ..models import create_model
 from . import checkpoint
 from .augment import augment, mix
+from .averaging import make_averager
 from .config import TrainConfig
 from .freeze import train_mode, trainable_parameters
 from .loop import (
@@ -39,7 +40,7 @@ from .losses import (
     prepare_targets,
     weighted_mean,
 )
-from .report import write_history
+from .report import record_session, write_history
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ class Trainer:
         if cfg.max_steps_per_epoch:
             steps = min(steps, cfg.max_steps_per_epoch)
         opt = self._optimizer(model)
+        self.averager = make_averager(model, cfg)
         total = steps * cfg.epochs
         if cfg.schedule == "onecycle":
             sched = torch.optim.lr_scheduler.OneCycleLR(
@@ -157,16 +159,19 @@ class Trainer:
             state = ck["state"]
             if self.reweighter is not None:
                 self.reweighter.load(ck["reweighter"])
+            if self.averager is not None:
+                self.averager.load_state_dict(ck["averager"])
             log.info("resumed from %s at epoch %d", last, state["epoch"])
         write_json(self.out / "config.json", cfg.to_dict())
         base = {"model_config": mcfg.to_dict(), "classes": train.classes,
                 "config": cfg.to_dict()}
-        for epoch in range(state["epoch"], cfg.epochs):
+        first_epoch = state["epoch"]
+        for epoch in range(first_epoch, cfg.epochs):
             t0 = time.time()
             tr_loss, tr_acc = self._epoch(model, opt, sched, xtr, train.labels, targets,
                                           weights, steps, epoch, mcfg)
             n_low = self.reweighter.end_epoch() if self.reweighter else 0
-            rep = self._validate(model, xva, val, mcfg)
+            rep, which = self._validate_epoch(model, xva, val, mcfg, epoch)
             dt = time.time() - t0
             state["elapsed"] += dt
             metric = rep[cfg.select_metric]
@@ -174,6 +179,8 @@ class Trainer:
                    "val_loss": rep["nll"], "val_acc": rep["accuracy"],
                    "val_macro_f1": rep["macro_f1"], "lr": opt.param_groups[0]["lr"],
                    "seconds": dt, "images_per_s": steps * cfg.batch_size / dt}
+            if self.averager is not None:
+                row.update(weights=which, val_acc_raw=self._raw_acc)
             if self.reweighter:
                 row["downweighted"] = n_low
             state["history"].append(row)
@@ -182,15 +189,19 @@ class Trainer:
             state["epoch"] = epoch + 1
             if metric > state["best"]:
                 state.update(best=metric, best_epoch=epoch + 1, stale=0)
-                checkpoint.save(self.out / "best.pt", {**base, "model": model.state_dict(),
-                                                      "val_report": rep, "epoch": epoch + 1})
+                weights_now = model if which == "raw" else self.averager.module
+                checkpoint.save(self.out / "best.pt", {**base, "model": weights_now.state_dict(),
+                                                      "val_report": rep, "epoch": epoch + 1,
+                                                      "weights": which})
             else:
                 state["stale"] += 1
             checkpoint.save(last, {**base, "model": model.state_dict(),
                                    "optimizer": opt.state_dict(),
                                    "scheduler": sched.state_dict(), "state": state,
-                                   "reweighter": self.reweighter.state() if self.reweighter else None})
+                                   "reweighter": self.reweighter.state() if self.reweighter else None,
+                                   "averager": self.averager.state_dict() if self.averager else None})
             write_history(self.out, state["history"])
+            record_session(self.out, t_start, first_epoch, epoch + 1, state["elapsed"])
             if self.reweighter:
                 write_downweighted(self.out / "downweighted.csv", self.reweighter, train)
             if cfg.patience and state["stale"] >= cfg.patience:
@@ -208,8 +219,9 @@ class Trainer:
     def _model(self, classes):
         cfg = self.cfg
         kw = {"norm": cfg.norm, "dropout": cfg.dropout}
-        if cfg.width:
-            kw["width"] = cfg.width
+        for key in ("width", "stem_stride", "stage1_stride", "crop"):
+            if getattr(cfg, key):
+                kw[key] = getattr(cfg, key)
         vectors = None
         if cfg.loss == "semantic":
             from ..semantic import label_vectors
@@ -237,17 +249,23 @@ class Trainer:
         t = soft_targets(train.labels, k, train.soft if cfg.soft_labels else None)
         if not cfg.distill:
             return t
-        teacher_ck = checkpoint.load(cfg.distill)
+        probs = [self._teacher_probs(path, train, xtr) for path in cfg.teachers()]
+        p = torch.stack(probs).mean(0)
+        return (1 - cfg.distill_alpha) * t + cfg.distill_alpha * p
+
+    def _teacher_probs(self, path: str, train: FaceArray, xtr) -> torch.Tensor:
+        """One teacher's softened probabilities (flip TTA) on the clean train faces."""
+        cfg = self.cfg
+        teacher_ck = checkpoint.load(path)
         if teacher_ck["classes"] != train.classes:
-            raise ConfigError(f"{cfg.distill}: teacher classes {teacher_ck['classes']} differ "
+            raise ConfigError(f"{path}: teacher classes {teacher_ck['classes']} differ "
                               f"from the training classes {train.classes}")
         teacher = checkpoint.build_from_checkpoint(teacher_ck).to(cfg.device)
         tm = teacher_ck["model_config"]
-        log.info("distillation: computing teacher probabilities on %d faces", len(train))
+        log.info("distillation: teacher %s on %d faces", path, len(train))
         logits = predict_logits(teacher, xtr, tm["mean"], tm["std"], tta=True,
                                 device=cfg.device, channels_last=False)
-        p = torch.softmax(logits / cfg.distill_temperature, 1)
-        return (1 - cfg.distill_alpha) * t + cfg.distill_alpha * p
+        return torch.softmax(logits / cfg.distill_temperature, 1)
 
     def _epoch(self, model, opt, sched, xtr, labels, targets, weights, steps, epoch, mcfg):
         cfg = self.cfg
@@ -265,7 +283,7 @@ class Trainer:
         for s in range(steps):
             idx_np = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
             idx = torch.from_numpy(idx_np)
-            x = augment(to_input(xtr[idx], mcfg.mean, mcfg.std), cfg.augment, g)
+            x = augment(to_input(xtr[idx], mcfg.mean, mcfg.std), cfg.augment, g, cfg.crop or 0)
             t = prepare_targets(targets[idx], cfg.loss, g, self.neighbours)
             x, t = mix(x, t, cfg.augment, g)
             x, t = x.to(cfg.device), t.to(cfg.device)
@@ -281,6 +299,8 @@ class Trainer:
             loss.backward()
             opt.step()
             sched.step()
+            if self.averager is not None:
+                self.averager.after_step(model, epoch)
             loss_sum += loss.item() * len(idx)
             correct += int((logits.argmax(1).cpu() == t.argmax(1).cpu()).sum())
             seen += len(idx)
@@ -307,9 +327,27 @@ class Trainer:
         cams = class_activation_maps(fmap, model.class_weights())
         return logits[:b], lam * flip_consistency(cams[:b], cams[b:])
 
+    def _validate_epoch(self, model, xva, val: FaceArray, mcfg, epoch: int) -> tuple[dict, str]:
+        """The epoch's val report and which weights it is for: the averaged weights once
+        averaging has started, when they score at least as well as the raw ones."""
+        av = self.averager
+        if av is not None:
+            av.after_epoch(model, epoch)
+        rep = self._validate(model, xva, val, mcfg)
+        self._raw_acc = rep["accuracy"]
+        if av is None or not av.started:
+            return rep, "raw"
+        rep_avg = self._validate(av.module, xva, val, mcfg)
+        key = self.cfg.select_metric
+        return (rep_avg, av.kind) if rep_avg[key] >= rep[key] else (rep, "raw")
+
     def _validate(self, model, xva, val: FaceArray, mcfg) -> dict:
-        logits = predict_logits(model, xva, mcfg.mean, mcfg.std, tta=self.cfg.val_tta,
-                                device=self.cfg.device, channels_last=self.cfg.channels_last)
+        """Val report; under bf16 autocast when training uses it (the exported model is
+        float32: its card's figures are measured again through ONNX Runtime)."""
+        cfg = self.cfg
+        with torch.autocast(cfg.device.split(":")[0], dtype=torch.bfloat16, enabled=cfg.bf16):
+            logits = predict_logits(model, xva, mcfg.mean, mcfg.std, tta=cfg.val_tta,
+                                    device=cfg.device, channels_last=cfg.channels_last)
         probs = torch.softmax(logits, 1).numpy()
         return classification_report(probs, val.labels, val.classes)
 

@@ -1,0 +1,80 @@
+"""Issue 16's A/B of the network's input resolution on a fixed budget: today's `default`
+net (3x3 stem at stride 2, so the first stage sees 24 px) against a full-resolution stem,
+with and without 40-px random-crop training (centre crop at test), all trained with the
+published recipe (recipes/fer2013_sgd.yaml) for the same epochs and seed. Reports val
+accuracy (flip TTA, best epoch and last epoch), MACs per face and training wall time.
+
+    python benchmarks/stem_ab.py [--epochs 15] [--work runs/stem_ab]
+
+Each variant trains in its own run folder and resumes from its last epoch when re-run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from _common import ROOT, SHARED, write_result
+
+sys.path.insert(0, str(ROOT / "src"))
+
+RECIPE = ROOT / "recipes" / "fer2013_sgd.yaml"
+VARIANTS = [
+    ("A: stem stride 2, 48 px (today's default net)", "a_s2", {"stem_stride": 2, "crop": None}),
+    ("B: full-resolution stem and stage 1, 40-px crops", "b_s1_crop40",
+     {"stem_stride": 1, "crop": 40}),
+    ("C: full-resolution stem only (stage 1 at stride 2), 48 px", "c_s1_stage2",
+     {"stem_stride": 1, "stage1_stride": 2, "crop": None}),
+    ("D: stem stride 2, 40-px crops", "d_s2_crop40", {"stem_stride": 2, "crop": 40}),
+]
+
+
+def run(cfg_d: dict, out: Path) -> dict:
+    from ferkit.models import count_macs
+    from ferkit.train.config import TrainConfig
+    from ferkit.train.trainer import Trainer
+    cfg = TrainConfig.from_dict(cfg_d)
+    trainer = Trainer(cfg, out, resume=True, progress=False)
+    if not (out / "summary.json").exists():
+        trainer.fit()
+    s = json.loads((out / "summary.json").read_text())
+    hist = json.loads((out / "history.json").read_text())
+    model = trainer._model(s["classes"])
+    return {"val_accuracy_best": s["val_report"]["accuracy"], "best_epoch": s["best_epoch"],
+            "val_accuracy_last": hist[-1]["val_acc"], "val_macro_f1": s["val_report"]["macro_f1"],
+            "macs_per_face": count_macs(model, cfg.input_size, cfg.channels),
+            "params": sum(p.numel() for p in model.parameters()),
+            "train_seconds": s["train_seconds"],
+            "seconds_per_epoch": s["train_seconds"] / len(hist),
+            "curve": [round(h["val_acc"], 4) for h in hist],
+            "run": str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out)}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", default=str(ROOT / "runs" / "stem_ab"))
+    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--only", help="comma list of variant keys (a_s2, b_s1_crop40, ...)")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    from ferkit.train.config import load_recipe
+    base = {**load_recipe(RECIPE), "data": str(SHARED / "datasets" / "fer2013"),
+            "epochs": args.epochs}
+    wanted = set(args.only.split(",")) if args.only else None
+    rows = []
+    for label, key, extra in VARIANTS:
+        if wanted and key not in wanted:
+            continue
+        r = run({**base, **extra}, Path(args.work) / key)
+        rows.append({"variant": label, "key": key, "options": extra, **r})
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "curve"}), flush=True)
+    if not wanted:
+        write_result("stem_ab", {"setup": {"recipe": str(RECIPE.relative_to(ROOT)),
+                                           "epochs": args.epochs, "seed": base["seed"]},
+                                 "rows": rows})
+
+
+if __name__ == "__main__":
+    main()

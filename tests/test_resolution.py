@@ -1,0 +1,149 @@
+"""Issue 16's training options: full-resolution stems, random-crop training with a centre
+crop inside the network, weight averaging (EMA/SWA) and distillation from several teachers."""
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from ferkit.cli import main
+from ferkit.models import count_macs, create_model
+from ferkit.train import checkpoint
+from ferkit.train.augment import random_crop
+from ferkit.train.averaging import WeightAverager
+from ferkit.train.config import TrainConfig
+from ferkit.train.trainer import Trainer
+
+
+def cfg(data, **kw):
+    base = dict(data=str(data), model="resnet_fast", width=8, epochs=2, batch_size=32,
+                threads=1, seed=3, val_tta=False)
+    base.update(kw)
+    return TrainConfig.from_dict(base)
+
+
+def test_stem_options_change_resolution_and_macs():
+    a = create_model("resnet18", 7, 1, width=16, stem_stride=2)
+    b = create_model("resnet18", 7, 1, width=16, stem_stride=1)
+    c = create_model("resnet18", 7, 1, width=16, stem_stride=1, stage1_stride=2)
+    x = torch.zeros(2, 1, 48, 48)
+    # the first stage's output: 24 px behind a stride-2 stem, 48 px behind a stride-1 one
+    assert a.features[:5](x).shape[-1] == 24
+    assert b.features[:5](x).shape[-1] == 48
+    assert c.features[:5](x).shape[-1] == 24
+    ma, mb, mc = (count_macs(m) for m in (a, b, c))
+    assert 3.5 < mb / ma < 4.5          # stage 1 and beyond at 4x the pixels
+    assert mc < ma * 1.1                 # only the (narrower) stem at full resolution
+    with pytest.raises(Exception, match="stride"):
+        create_model("resnet18", 7, 1, stem_stride=4)
+
+
+def test_centre_crop_inside_the_network_matches_cropping_the_input():
+    torch.manual_seed(0)
+    m = create_model("resnet_fast", 7, 1, width=8, crop=40).eval()
+    x = torch.randn(3, 1, 48, 48)
+    with torch.no_grad():
+        full = m(x)
+        cropped = m(x[..., 4:44, 4:44])
+    torch.testing.assert_close(full, cropped)
+    assert count_macs(m, 48) == count_macs(m, 40)
+
+
+def test_random_crop_takes_windows_of_each_image():
+    g = torch.Generator().manual_seed(0)
+    x = torch.arange(4 * 48 * 48, dtype=torch.float32).view(4, 1, 48, 48)
+    out = random_crop(x, 40, g)
+    assert out.shape == (4, 1, 40, 40)
+    for i in range(4):
+        top, left = divmod(int(out[i, 0, 0, 0] - x[i, 0, 0, 0]), 48)
+        torch.testing.assert_close(out[i], x[i, :, top:top + 40, left:left + 40])
+    tops = {int(out[i, 0, 0, 0] - x[i, 0, 0, 0]) // 48 for i in range(4)}
+    assert len(tops) > 1                  # not the same window for every face
+
+
+def test_crop_trained_model_exports_with_the_full_input(small_fer, tmp_path):
+    from ferkit.data import load_dataset
+    from ferkit.export import export
+    out = tmp_path / "crop"
+    Trainer(cfg(small_fer, epochs=1, stem_stride=1, crop=40), out, progress=False).fit()
+    ck = checkpoint.load(out / "best.pt")
+    assert ck["model_config"]["input_size"] == 48
+    assert ck["model_config"]["kwargs"]["crop"] == 40
+    imgs = load_dataset(small_fer, "val").images[:16]
+    card = export(out / "best.pt", tmp_path / "crop.onnx", parity_images=imgs,
+                  evaluate_val=False)
+    sess = ort.InferenceSession(str(tmp_path / "crop.onnx"))
+    assert sess.get_inputs()[0].shape[2:] == [48, 48]
+    assert card["parity_max_prob_diff"] < 1e-4
+
+
+def test_crop_larger_than_the_input_is_refused(small_fer, tmp_path, capsys):
+    rc = main(["train", "--data", str(small_fer), "--crop", "56", "--out", str(tmp_path / "o")])
+    assert rc == 2
+    assert "crop" in capsys.readouterr().err
+
+
+def test_swa_is_the_mean_of_the_weights_it_saw():
+    torch.manual_seed(0)
+    m = torch.nn.Linear(3, 2)
+    av = WeightAverager(m, "swa", epochs=4, start=0.5, decay=0.9)
+    seen = []
+    for epoch in range(4):
+        with torch.no_grad():
+            m.weight.add_(torch.randn_like(m.weight))
+        av.after_epoch(m, epoch)
+        if epoch >= 2:
+            seen.append(m.weight.detach().clone())
+    torch.testing.assert_close(av.module.weight, torch.stack(seen).mean(0))
+
+
+def test_ema_run_validates_both_weights_and_resumes_exactly(small_fer, tmp_path, monkeypatch):
+    kw = dict(epochs=3, average="ema", average_start=0.5, ema_decay=0.9)
+    Trainer(cfg(small_fer, **kw), tmp_path / "full", progress=False).fit()
+    hist = json.loads((tmp_path / "full" / "history.json").read_text())
+    assert [h["weights"] for h in hist][0] == "raw"          # averaging starts in epoch 2
+    assert all(h["weights"] in ("raw", "ema") for h in hist)
+    assert all(h["val_acc"] >= h["val_acc_raw"] for h in hist)
+    best = checkpoint.load(tmp_path / "full" / "best.pt")
+    assert best["weights"] == hist[best["epoch"] - 1]["weights"]
+
+    real_epoch, calls = Trainer._epoch, {"n": 0}
+
+    def crash_after_two(self, *a, **k):
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        return real_epoch(self, *a, **k)
+
+    monkeypatch.setattr(Trainer, "_epoch", crash_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(cfg(small_fer, **kw), tmp_path / "part", progress=False).fit()
+    monkeypatch.setattr(Trainer, "_epoch", real_epoch)
+    Trainer(cfg(small_fer, **kw), tmp_path / "part", resume=True, progress=False).fit()
+    a = checkpoint.load(tmp_path / "full" / "last.pt")
+    b = checkpoint.load(tmp_path / "part" / "last.pt")
+    for k in a["averager"]:
+        torch.testing.assert_close(a["averager"][k], b["averager"][k])
+    sessions = json.loads((tmp_path / "part" / "sessions.json").read_text())
+    assert [(s["first_epoch"], s["last_epoch"]) for s in sessions] == [(1, 2), (3, 3)]
+
+
+def test_several_teachers_give_the_mean_of_their_targets(small_fer, tiny_run, tmp_path):
+    other = tmp_path / "other"
+    Trainer(cfg(small_fer, epochs=1, seed=7), other, progress=False).fit()
+    t1, t2 = str(tiny_run / "best.pt"), str(other / "best.pt")
+
+    def targets(distill):
+        tr = Trainer(cfg(small_fer, epochs=1, distill=distill, distill_alpha=1.0),
+                     tmp_path / "d", progress=False)
+        from ferkit.train.loop import images_to_tensor
+        from ferkit.train.trainer import load_splits
+        train, _ = load_splits(tr.cfg)
+        model = tr._model(train.classes)
+        return tr._targets(train, images_to_tensor(train.images), model.config)
+
+    one, two, both = targets(t1), targets(t2), targets(f"{t1},{t2}")
+    assert not torch.allclose(one, two)
+    torch.testing.assert_close(both, (one + two) / 2)
+    np.testing.assert_allclose(both.sum(1).numpy(), 1.0, rtol=1e-5)
