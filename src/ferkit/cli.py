@@ -11,6 +11,7 @@ import sys
 
 from . import __version__
 from .cli_semi import add_pseudo, cmd_pseudo
+from .cli_serve import add_serve, cmd_serve, cmd_survey
 from .cli_tools import (
     add_explain,
     add_gan,
@@ -335,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p = sub.add_parser("models", help="list the shipped models")
     p.add_argument("--json", action="store_true")
+    add_serve(sub)
     return ap
 
 
@@ -391,13 +393,18 @@ OPTIONAL = {"torch": "training, export and audits need pip install 'ferkit[train
             "onnx": "export and quantize need pip install 'ferkit[train]'",
             "yaml": "YAML recipes need pip install 'ferkit[train]'",
             "matplotlib": "plots need pip install 'ferkit[plots]'",
-            "pandas": "DataFrames need pandas"}
+            "pandas": "DataFrames need pandas",
+            "fastapi": "the server needs pip install 'ferkit[serve]'",
+            "uvicorn": "the server needs pip install 'ferkit[serve]'",
+            "multipart": "the server needs pip install 'ferkit[serve]'",
+            "python_multipart": "the server needs pip install 'ferkit[serve]'"}
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export,
             "models": cmd_models, "analyze": cmd_analyze, "preprocess": cmd_preprocess,
             "privacy-audit": cmd_audit, "calibrate": cmd_calibrate,
             "pseudo-label": cmd_pseudo, "explain": cmd_explain, "gan": cmd_gan,
-            "temporal": cmd_temporal, "quantize": cmd_quantize}
+            "temporal": cmd_temporal, "quantize": cmd_quantize, "serve": cmd_serve,
+            "survey": cmd_survey}
 
 
 def main(argv=None) -> int:

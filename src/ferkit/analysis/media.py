@@ -24,6 +24,10 @@ class MediaError(DataError):
     """An input that cannot be read as an image or a video."""
 
 
+class TooLargeError(MediaError):
+    """An image over the pixel cap (a decompression bomb or just too big)."""
+
+
 @dataclass
 class Frame:
     source: str
@@ -51,7 +55,7 @@ def decode_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -
         raise MediaError(f"{name}: no data (empty file)")
     size = header_size(data)
     if size and size[0] * size[1] > max_pixels:
-        raise MediaError(f"{name}: image is {size[0]}x{size[1]} "
+        raise TooLargeError(f"{name}: image is {size[0]}x{size[1]} "
                          f"({size[0] * size[1] / 1e6:.0f} MP), over the {max_pixels / 1e6:.0f} MP "
                          f"cap; downscale it or raise --max-pixels")
     if _truncated(data):
@@ -64,7 +68,7 @@ def decode_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -
     if img is None or img.size == 0:
         raise MediaError(f"{name}: not a decodable image (corrupt, truncated or unsupported)")
     if img.shape[0] * img.shape[1] > max_pixels:
-        raise MediaError(f"{name}: image is {img.shape[1]}x{img.shape[0]}, over the pixel cap")
+        raise TooLargeError(f"{name}: image is {img.shape[1]}x{img.shape[0]}, over the pixel cap")
     if min(img.shape[:2]) < MIN_SIDE:
         raise MediaError(f"{name}: image is {img.shape[1]}x{img.shape[0]} pixels, too small "
                          f"to hold a face")

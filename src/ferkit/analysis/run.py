@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -34,6 +35,7 @@ class RunOptions:
     show: bool = False
     progress: bool = True
     aggregate_only: bool = False      # no per-face rows: counts and timelines only
+    on_frame: Callable[[str, int, int | None], None] | None = None  # (input, done, total)
 
     def check(self) -> None:
         if self.aggregate_only and self.save_crops:
@@ -152,8 +154,9 @@ def _video(analyzer, source, opts, rows, summary, names):
     sink = None
     frames = video_frames(source, stride=opts.stride, start=opts.start, end=opts.end)
     total = None if live else int(cv2.VideoCapture(str(source)).get(cv2.CAP_PROP_FRAME_COUNT))
-    bar = tqdm(total=total // max(1, opts.stride) if total else None, desc=name,
-               disable=not opts.progress, leave=False)
+    total = total // max(1, opts.stride) if total else None
+    bar = tqdm(total=total, desc=name, disable=not opts.progress, leave=False)
+    frames_at_start = summary.frames
     try:
         for fr, res in analyzer.analyze_frames(frames):
             rows.write(res)
@@ -174,6 +177,8 @@ def _video(analyzer, source, opts, rows, summary, names):
                 for i, crop in enumerate(res.crops):
                     writers.write_image(opts.out / "crops" / f"{name}_f{fr.index}_{i}.png", crop)
             bar.update(1)
+            if opts.on_frame:
+                opts.on_frame(str(source), summary.frames - frames_at_start, total)
     finally:
         bar.close()
         if sink:
