@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import statistics
 import sys
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def run(cfg_d: dict, out: Path) -> dict:
             "macs_per_face": count_macs(model, cfg.input_size, cfg.channels),
             "params": sum(p.numel() for p in model.parameters()),
             "train_seconds": s["train_seconds"],
-            "seconds_per_epoch": s["train_seconds"] / len(hist),
+            "median_epoch_seconds": statistics.median(h["seconds"] for h in hist),
             "curve": [round(h["val_acc"], 4) for h in hist],
             "run": str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out)}
 

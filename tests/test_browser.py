@@ -25,7 +25,8 @@ def browser():
     from selenium.webdriver.chrome.service import Service
     opts = webdriver.ChromeOptions()
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                "--window-size=1200,1600", "--disable-gpu"):
+                "--window-size=1200,1600", "--disable-gpu",
+                "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"):
         opts.add_argument(arg)
     chromium = shutil.which("chromium")
     if chromium:
@@ -98,3 +99,17 @@ def test_survey_three_answers_land_in_the_database_and_a_reload_resumes(browser,
     rows = con.execute("SELECT face_id, answer FROM answers ORDER BY created").fetchall()
     assert rows == picked
     assert con.execute("SELECT COUNT(*) FROM participants").fetchone()[0] == 1
+
+
+def test_webcam_frames_go_to_the_server_and_come_back_labelled(browser, site):
+    """Chromium's fake camera (a synthetic test pattern: no face in it) streams through
+    getUserMedia; the page posts its frames and shows the round-trip rate."""
+    from selenium.webdriver.common.by import By
+    url, _ = site
+    browser.get(url + "/")
+    browser.find_element(By.ID, "tab-webcam").click()
+    browser.find_element(By.ID, "cam-start").click()
+    _wait(browser, lambda d: "frames/s" in d.find_element(By.ID, "cam-fps").text)
+    assert browser.execute_script("return document.getElementById('cam').videoWidth") > 0
+    browser.find_element(By.ID, "cam-stop").click()
+    assert browser.find_element(By.ID, "cam-start").is_enabled()

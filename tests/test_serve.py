@@ -118,10 +118,10 @@ def test_video_job_progress_and_results(server, scratch):
     assert tl.startswith("t_start_s,frames,faces,negative,share_angry")
     assert len(tl.splitlines()) > 5
     assert httpx.get(server + job["result_url"], params={"format": "pdf"}).status_code == 404
-    # nothing of the video left on disk (TMPDIR of the server; /dev/shm where it exists)
+    # the video is gone once the job ended (results stay in RAM until their time to live)
     from pathlib import Path
     for root in (scratch, Path("/dev/shm")):
-        assert not list(root.glob("ferkit-job-*"))
+        assert not list(root.glob(f"ferkit-jobs-*/{job['id']}/video*"))
     assert all(p.stat().st_size < 1024 for p in scratch.rglob("*") if p.is_file())
 
 
@@ -205,3 +205,15 @@ def test_overload_answers_503_with_retry_after_and_api_key(tmp_path):
         assert busy[0].headers["retry-after"] == "1"
         assert busy[0].json()["error"]["code"] == "overloaded"
         assert one(0).status_code == 200                          # recovers when idle
+
+
+def test_several_workers_share_the_jobs_and_clean_up():
+    from pathlib import Path
+    before = set(Path("/dev/shm").glob("ferkit-jobs-*"))
+    with running_server("--workers", "2") as url:
+        assert post_file(url + "/v1/analyze", PHOTO).status_code == 200
+        job = post_file(url + "/v1/jobs", VIDEO, "clip.mp4").json()
+        # new connections land on either worker; every one of them knows the job
+        codes = [httpx.get(url + job["status_url"]).status_code for _ in range(20)]
+        assert codes == [200] * 20
+    assert set(Path("/dev/shm").glob("ferkit-jobs-*")) <= before

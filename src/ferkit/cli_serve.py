@@ -63,11 +63,19 @@ def cmd_serve(a) -> int:
     if a.workers == 1:
         uvicorn.run(create_app(cfg), host=a.host, port=a.port, log_level=a.log_level)
         return 0
+    import shutil
+
+    from .serve.jobs import new_state_dir
+    from .zoo import resolve
+    resolve(cfg.model)                  # an unknown model fails here, not in every worker
+    cfg.state_dir = str(new_state_dir())  # one jobs folder for all the workers
     d = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()}
     os.environ["FERKIT_SERVE"] = json.dumps(d)
-    create_app(cfg)                     # check the model and survey before forking workers
-    uvicorn.run("ferkit.serve.app:app_from_env", factory=True, host=a.host, port=a.port,
-                workers=a.workers, log_level=a.log_level)
+    try:
+        uvicorn.run("ferkit.serve.app:app_from_env", factory=True, host=a.host, port=a.port,
+                    workers=a.workers, log_level=a.log_level)
+    finally:
+        shutil.rmtree(cfg.state_dir, ignore_errors=True)
     return 0
 
 

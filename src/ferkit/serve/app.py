@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hmac
 import logging
+import shutil
 from contextlib import asynccontextmanager
 from importlib import resources
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
@@ -20,7 +22,7 @@ from ..zoo import shipped
 from .analyze import AnalyzeOptions, analyze_uploads, annotated_jpeg
 from .config import ServeConfig
 from .engine import AnalyzerPool, Gate, Overloaded
-from .jobs import RESULT_FILES, JobStore
+from .jobs import RESULT_FILES, JobStore, new_state_dir
 from .uploads import BadRequest, read_uploads
 
 log = logging.getLogger(__name__)
@@ -59,14 +61,18 @@ def create_app(cfg: ServeConfig) -> FastAPI:
     cfg.validate()
     pool = AnalyzerPool(cfg.model, cfg.detector, cfg.threads, cfg.max_pixels)
     gate = Gate(cfg.concurrency, cfg.max_queue)
+    own_state = cfg.state_dir is None
+    state = new_state_dir() if own_state else Path(cfg.state_dir)
     jobs = JobStore(AnalyzerPool(cfg.model, cfg.detector, cfg.threads, cfg.max_pixels),
-                    cfg.job_ttl_s, cfg.max_jobs)
+                    state, cfg.job_ttl_s, cfg.max_jobs)
 
     @asynccontextmanager
     async def lifespan(_app):
         pool.get()                      # load the default model once per worker, up front
         yield
         jobs.close()
+        if own_state:
+            shutil.rmtree(state, ignore_errors=True)
 
     app = FastAPI(title="ferkit", version=__version__, lifespan=lifespan,
                   description="Facial expression recognition: faces, emotions and "
@@ -120,11 +126,12 @@ def create_app(cfg: ServeConfig) -> FastAPI:
         if job.status != "done":
             raise BadRequest(409, f"job {job_id} is {job.status}"
                              + (f": {job.error}" if job.error else ""), "not_ready")
-        if format not in job.files:
+        data = jobs.result(job_id, format) if format in job.results else None
+        if data is None:
             raise BadRequest(404, f"no {format!r} result; this job has "
-                             f"{', '.join(sorted(job.files))}", "no_such_result")
+                             f"{', '.join(sorted(job.results))}", "no_such_result")
         media = RESULT_FILES.get(format, ("", "application/json"))[1]
-        return Response(job.files[format], media_type=media)
+        return Response(data, media_type=media)
 
     if cfg.survey is not None:
         from .survey_api import survey_router
@@ -152,7 +159,6 @@ def app_from_env() -> FastAPI:
     FERKIT_SERVE environment variable as JSON."""
     import json
     import os
-    from pathlib import Path
     d = json.loads(os.environ.get("FERKIT_SERVE", "{}"))
     if d.get("survey"):
         d["survey"] = Path(d["survey"])

@@ -23,6 +23,8 @@ class ServeConfig:
     job_ttl_s: float = 3600.0         # finished video jobs (results) are deleted after this
     max_jobs: int = 4                 # video jobs kept (running + finished) at once
     survey: Path | None = None        # SURVEY.db from `ferkit survey create`
+    state_dir: str | None = None      # jobs folder shared by the workers (default: a new
+                                      # private folder in RAM, removed when the app stops)
 
     @property
     def max_upload_bytes(self) -> int:

@@ -1,13 +1,14 @@
-"""Video jobs: the upload is decoded from a private folder in RAM (/dev/shm where there is
-one) that is removed as soon as the job ends; results are kept in memory only and deleted
-``ttl`` seconds after the job finished. One job runs at a time per server process."""
+"""Video jobs: each job is a folder in the server's private RAM folder (/dev/shm where there
+is one), shared by its worker processes. The uploaded video is deleted as soon as the job
+ends; its results are deleted ``ttl`` seconds after it finished, and the whole folder when
+the server stops. One job runs at a time per worker process."""
 from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from ..analysis.media import MediaError, open_capture
 from ..analysis.run import RunOptions, run_analysis
+from ..io import write_json
 from .engine import AnalyzerPool, Overloaded
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,7 @@ class Job:
     finished: float | None = None
     error: str | None = None
     summary: dict | None = None
-    files: dict = field(default_factory=dict, repr=False)   # key -> bytes
+    results: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         total = self.frames_total
@@ -46,8 +48,15 @@ class Job:
                 "frames_done": self.frames_done, "frames_total": total,
                 "progress": round(self.frames_done / total, 4) if total else None,
                 "error": self.error, "summary": self.summary, "options": self.options,
-                "results": sorted(self.files), "created": self.created,
+                "results": sorted(self.results), "created": self.created,
                 "finished": self.finished}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Job":
+        keep = {k: d[k] for k in ("id", "filename", "options", "status", "frames_done",
+                                  "frames_total", "created", "finished", "error", "summary",
+                                  "results")}
+        return cls(**keep)
 
 
 def scratch_root() -> Path | None:
@@ -56,55 +65,84 @@ def scratch_root() -> Path | None:
     return shm if shm.is_dir() else None
 
 
+def new_state_dir() -> Path:
+    """A private folder in RAM for the jobs of one server (shared by its workers)."""
+    return Path(tempfile.mkdtemp(prefix="ferkit-jobs-", dir=scratch_root()))
+
+
 class JobStore:
-    def __init__(self, pool: AnalyzerPool, ttl_s: float, max_jobs: int):
-        self.pool, self.ttl, self.max_jobs = pool, ttl_s, max_jobs
-        self.jobs: dict[str, Job] = {}
-        self._lock = threading.Lock()
+    """Jobs as folders under ``root`` (status.json, results/): every worker process of one
+    server sees every job, whichever worker runs it."""
+
+    def __init__(self, pool: AnalyzerPool, root: Path, ttl_s: float, max_jobs: int):
+        self.pool, self.root, self.ttl, self.max_jobs = pool, Path(root), ttl_s, max_jobs
+        self.root.mkdir(parents=True, exist_ok=True)
         self._exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ferkit-job")
 
+    def _dirs(self) -> list[Path]:
+        return [p for p in self.root.iterdir() if p.is_dir() and (p / "status.json").exists()]
+
     def sweep(self) -> None:
-        """Delete finished jobs older than the TTL."""
+        """Delete finished jobs older than the TTL (their results with them)."""
         now = time.time()
-        with self._lock:
-            for jid in [j.id for j in self.jobs.values()
-                        if j.finished is not None and now - j.finished > self.ttl]:
-                del self.jobs[jid]
+        for d in self._dirs():
+            job = self._load(d)
+            if job is not None and job.finished is not None and now - job.finished > self.ttl:
+                shutil.rmtree(d, ignore_errors=True)
+
+    def _load(self, d: Path) -> Job | None:
+        try:
+            return Job.from_dict(json.loads((d / "status.json").read_text()))
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def _save(self, job: Job) -> None:
+        write_json(self.root / job.id / "status.json", job.to_dict())
 
     def submit(self, filename: str, data: bytes, options: dict) -> Job:
         """Check the video decodes, then queue it; MediaError for a video that does not."""
         self.sweep()
-        with self._lock:
-            if len(self.jobs) >= self.max_jobs:
-                raise Overloaded(f"{len(self.jobs)} video jobs kept (limit {self.max_jobs})")
+        if len(self._dirs()) >= self.max_jobs:
+            raise Overloaded(f"{len(self._dirs())} video jobs kept (limit {self.max_jobs})")
         self.pool.get(**options)        # unknown model/detector: an error now, not later
-        work = Path(tempfile.mkdtemp(prefix="ferkit-job-", dir=scratch_root()))
-        suffix = Path(filename).suffix.lower() or ".mp4"
-        video = work / f"video{suffix if suffix.isalnum() or suffix[1:].isalnum() else '.mp4'}"
+        job = Job(uuid.uuid4().hex, filename, options)
+        work = self.root / job.id
+        work.mkdir()
+        suffix = Path(filename).suffix.lower()
+        video = work / f"video{suffix if suffix[1:].isalnum() else '.mp4'}"
         video.write_bytes(data)
         try:
-            total = _check_video(video, filename)
+            job.frames_total = _check_video(video, filename)
         except MediaError:
             shutil.rmtree(work, ignore_errors=True)
             raise
-        job = Job(uuid.uuid4().hex, filename, options, frames_total=total)
-        with self._lock:
-            self.jobs[job.id] = job
+        self._save(job)
         self._exec.submit(self._run, job, work, video)
         return job
 
     def get(self, job_id: str) -> Job | None:
         self.sweep()
-        with self._lock:
-            return self.jobs.get(job_id)
+        if not job_id.isalnum():
+            return None
+        d = self.root / job_id
+        return self._load(d) if d.is_dir() else None
+
+    def result(self, job_id: str, key: str) -> bytes | None:
+        p = self.root / job_id / "results" / key
+        return p.read_bytes() if job_id.isalnum() and key.isidentifier() and p.is_file() else None
 
     def _run(self, job: Job, work: Path, video: Path) -> None:
         job.status = "running"
+        self._save(job)
         try:
             analyzer, lock = self.pool.get(**job.options)
+            last = [0.0]
 
             def progress(_src, done, total):
                 job.frames_done, job.frames_total = done, total or job.frames_total
+                if time.time() - last[0] > 0.25:
+                    last[0] = time.time()
+                    self._save(job)
 
             opts = RunOptions(work / "out", ("jsonl", "csv"), progress=False, on_frame=progress)
             with lock:
@@ -112,18 +150,22 @@ class JobStore:
             if summary.failed:
                 raise MediaError(f"{job.filename}: {summary.failed[0]['error']}")
             job.summary = {**summary.to_dict(), "analysed": job.filename}
+            (work / "results").mkdir()
             for key, (name, _) in RESULT_FILES.items():
-                p = work / "out" / name
-                if p.exists():
-                    job.files[key] = p.read_bytes()
-            job.files["summary"] = json.dumps(job.summary).encode()
+                if (work / "out" / name).exists():
+                    os.replace(work / "out" / name, work / "results" / key)
+                    job.results.append(key)
+            write_json(work / "results" / "summary", job.summary)
+            job.results.append("summary")
             job.status = "done"
         except Exception as exc:  # reported to the client through the job's status
             log.warning("job %s failed: %s", job.id, exc)
             job.status, job.error = "failed", str(exc).replace(str(video), job.filename)
         finally:
             job.finished = time.time()
-            shutil.rmtree(work, ignore_errors=True)
+            video.unlink(missing_ok=True)
+            shutil.rmtree(work / "out", ignore_errors=True)
+            self._save(job)
 
     def close(self) -> None:
         self._exec.shutdown(wait=False, cancel_futures=True)

@@ -198,7 +198,9 @@ for (const [tab, pane] of [["tab-upload", "upload-pane"], ["tab-webcam", "webcam
     const models = await (await api("/v1/models")).json();
     for (const m of models) {
       const o = document.createElement("option");
-      o.value = m.name; o.textContent = `${m.name} (${m.architecture || "?"})`;
+      o.value = m.name;
+      const acc = m.val_accuracy ? `, val ${(100 * m.val_accuracy).toFixed(1)}%` : "";
+      o.textContent = `${m.name} (${m.classes.length} classes${acc})`;
       o.selected = m.name === health.default_model;
       $("model").appendChild(o);
     }
