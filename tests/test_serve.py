@@ -217,3 +217,16 @@ def test_several_workers_share_the_jobs_and_clean_up():
         codes = [httpx.get(url + job["status_url"]).status_code for _ in range(20)]
         assert codes == [200] * 20
     assert set(Path("/dev/shm").glob("ferkit-jobs-*")) <= before
+
+
+def test_pool_leases_one_copy_per_thread_up_to_its_size():
+    from ferkit.errors import ModelError
+    from ferkit.serve.engine import AnalyzerPool
+    pool = AnalyzerPool("fast", "none", 1, 10_000_000, copies=2)
+    with pool.lease() as a, pool.lease() as b:
+        assert a is not b
+    with pool.lease() as c:
+        assert c is a or c is b
+    assert pool.loaded() == ["fast"]
+    with pytest.raises(ModelError, match="unknown model"):
+        pool.check(model="/etc/passwd")

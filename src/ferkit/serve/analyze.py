@@ -31,17 +31,16 @@ def analyze_uploads(pool: AnalyzerPool, uploads: list[tuple[str, bytes]],
                     opts: AnalyzeOptions) -> dict:
     """Runs in a worker thread. Every image is decoded before any is analysed, so a bad
     file in a batch answers 4xx without work wasted on the others."""
-    analyzer, lock = pool.get(**opts.analyzer_options())
     images = [(name, decode_image(data, name, pool.max_pixels)) for name, data in uploads]
     results = []
-    with lock:
+    with pool.lease(**opts.analyzer_options()) as analyzer:
         for name, img in images:
             results.append((img, analyzer.analyze_image(img, source=name)))
+        model, classes, tta = analyzer.classifier.ref.name, analyzer.classes, analyzer.classifier.tta
     per_image = [{"source": r.source, "width": r.width, "height": r.height,
                   "negative_score": r.negative_score, "faces": [f.to_dict() for f in r.faces]}
                  for _, r in results]
-    response = {"model": analyzer.classifier.ref.name, "classes": analyzer.classes,
-                "tta": analyzer.classifier.tta, "images": per_image,
+    response = {"model": model, "classes": classes, "tta": tta, "images": per_image,
                 "faces": [f for im in per_image for f in im["faces"]]}
     return {"response": response, "results": results, "blur": opts.blur}
 

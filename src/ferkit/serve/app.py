@@ -59,7 +59,7 @@ def _install_errors(app: FastAPI) -> None:
 
 def create_app(cfg: ServeConfig) -> FastAPI:
     cfg.validate()
-    pool = AnalyzerPool(cfg.model, cfg.detector, cfg.threads, cfg.max_pixels)
+    pool = AnalyzerPool(cfg.model, cfg.detector, cfg.threads, cfg.max_pixels, cfg.concurrency)
     gate = Gate(cfg.concurrency, cfg.max_queue)
     own_state = cfg.state_dir is None
     state = new_state_dir() if own_state else Path(cfg.state_dir)
@@ -68,7 +68,7 @@ def create_app(cfg: ServeConfig) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app):
-        pool.get()                      # load the default model once per worker, up front
+        pool.check()                    # load the default model once per worker, up front
         yield
         jobs.close()
         if own_state:

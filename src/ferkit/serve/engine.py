@@ -4,8 +4,9 @@ and at most ``max_queue`` wait, so an overloaded server refuses (503) instead of
 without bound."""
 from __future__ import annotations
 
+import queue
 import threading
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 
 import anyio
 
@@ -42,13 +43,16 @@ class Gate:
 
 
 class AnalyzerPool:
-    """Analysers by option set; each is used by one thread at a time (its own lock)."""
+    """Up to ``copies`` analysers per option set, each used by one thread at a time: the
+    ONNX sessions load once per copy and are reused by every later request."""
 
-    def __init__(self, default_model: str, detector: str, threads: int, max_pixels: int):
+    def __init__(self, default_model: str, detector: str, threads: int, max_pixels: int,
+                 copies: int = 1):
         self.default_model, self.detector = default_model, detector
-        self.threads, self.max_pixels = threads, max_pixels
+        self.threads, self.max_pixels, self.copies = threads, max_pixels, copies
         self.allowed = {r.name for r in shipped()}
-        self._items: dict[tuple, tuple[Analyzer, threading.Lock]] = {}
+        self._free: dict[tuple, queue.Queue] = {}
+        self._made: dict[tuple, int] = {}
         self._lock = threading.Lock()
         resolve(default_model)          # fail at start-up, not on the first request
 
@@ -61,18 +65,41 @@ class AnalyzerPool:
                              f"{', '.join(sorted(self.allowed | {self.default_model}))}")
         return name
 
-    def get(self, model: str | None = None, detector: str | None = None,
-            tta: bool | None = None, abstain: str | None = None) -> tuple[Analyzer, threading.Lock]:
+    def _build(self, key: tuple) -> Analyzer:
+        if key[1] not in ("yunet", "haar", "none"):
+            raise ConfigError(f"unknown detector {key[1]!r}; choose yunet, haar or none")
+        cfg = AnalyzerConfig.build(model=key[0], detector=key[1], tta=key[2], abstain=key[3],
+                                   threads=self.threads, max_pixels=self.max_pixels)
+        return Analyzer(cfg)
+
+    @contextmanager
+    def lease(self, model: str | None = None, detector: str | None = None,
+              tta: bool | None = None, abstain: str | None = None):
+        """An analyser of these options for the caller's thread alone."""
         key = (self.model_name(model), detector or self.detector, tta, abstain)
         with self._lock:
-            if key not in self._items:
-                if key[1] not in ("yunet", "haar", "none"):
-                    raise ConfigError(f"unknown detector {key[1]!r}; choose yunet, haar or none")
-                cfg = AnalyzerConfig.build(model=key[0], detector=key[1], tta=tta,
-                                           abstain=abstain, threads=self.threads,
-                                           max_pixels=self.max_pixels)
-                self._items[key] = (Analyzer(cfg), threading.Lock())
-            return self._items[key]
+            free = self._free.setdefault(key, queue.Queue())
+            make = free.empty() and self._made.get(key, 0) < self.copies
+            if make:
+                self._made[key] = self._made.get(key, 0) + 1
+        if make:
+            try:
+                analyzer = self._build(key)
+            except Exception:
+                with self._lock:
+                    self._made[key] -= 1
+                raise
+        else:
+            analyzer = free.get()
+        try:
+            yield analyzer
+        finally:
+            free.put(analyzer)
+
+    def check(self, **options) -> None:
+        """Build (or reuse) an analyser for these options: bad ones fail now."""
+        with self.lease(**options):
+            pass
 
     def loaded(self) -> list[str]:
-        return sorted({k[0] for k in self._items})
+        return sorted({k[0] for k, n in self._made.items() if n})

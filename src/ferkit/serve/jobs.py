@@ -104,7 +104,7 @@ class JobStore:
         self.sweep()
         if len(self._dirs()) >= self.max_jobs:
             raise Overloaded(f"{len(self._dirs())} video jobs kept (limit {self.max_jobs})")
-        self.pool.get(**options)        # unknown model/detector: an error now, not later
+        self.pool.check(**options)      # unknown model/detector: an error now, not later
         job = Job(uuid.uuid4().hex, filename, options)
         work = self.root / job.id
         work.mkdir()
@@ -135,7 +135,6 @@ class JobStore:
         job.status = "running"
         self._save(job)
         try:
-            analyzer, lock = self.pool.get(**job.options)
             last = [0.0]
 
             def progress(_src, done, total):
@@ -145,7 +144,7 @@ class JobStore:
                     self._save(job)
 
             opts = RunOptions(work / "out", ("jsonl", "csv"), progress=False, on_frame=progress)
-            with lock:
+            with self.pool.lease(**job.options) as analyzer:
                 summary = run_analysis(analyzer, [str(video)], opts)
             if summary.failed:
                 raise MediaError(f"{job.filename}: {summary.failed[0]['error']}")
