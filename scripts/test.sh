@@ -11,5 +11,5 @@ if ! command -v chromedriver >/dev/null 2>&1; then
   fi
 fi
 python3 -m venv .venv
-.venv/bin/pip install -q -e ".[train,serve,dev]"
+.venv/bin/pip install -q -e ".[train,serve,scale,dev]"
 .venv/bin/python -m pytest -q "$@"

@@ -199,7 +199,16 @@ def _add_analyze(sub):
                        "face to OUT/faces.jsonl and/or faces.csv.")
     p.add_argument("inputs", nargs="*", help="images, folders, videos, or - for paths on stdin")
     p.add_argument("--out", required=True)
-    p.add_argument("--format", default="jsonl,csv", help="jsonl, csv or both (jsonl,csv)")
+    p.add_argument("--format", default=None,
+                   help="any of jsonl, csv, parquet, comma-separated (default jsonl,csv; "
+                   "parquet with --engine ray)")
+    p.add_argument("--resume", action="store_true",
+                   help="skip inputs whose results in OUT are complete (a killed run resumes)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this process; ray: a Ray actor pool (ferkit[scale])")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster: auto, ray://host:port (default: a local cluster)")
+    p.add_argument("--num-workers", type=int, default=2, help="Ray actors (one model copy each)")
     p.add_argument("--model", default="default", help="default, fast, ferplus or a .onnx path")
     p.add_argument("--detector", default="yunet", choices=["yunet", "haar", "none"])
     p.add_argument("--score-threshold", type=float, default=0.7)
@@ -245,9 +254,12 @@ def cmd_analyze(a) -> int:
     from .analysis.pipeline import Analyzer, AnalyzerConfig
     from .analysis.run import RunOptions, run_analysis
 
-    formats = tuple(f.strip() for f in a.format.split(",") if f.strip())
-    if not formats or set(formats) - {"jsonl", "csv"}:
-        raise FerkitError(f"--format {a.format!r}: use jsonl, csv or jsonl,csv")
+    fmt = a.format or ("parquet" if a.engine == "ray" else "jsonl,csv")
+    formats = tuple(f.strip() for f in fmt.split(",") if f.strip())
+    if not formats or set(formats) - {"jsonl", "csv", "parquet"}:
+        raise FerkitError(f"--format {fmt!r}: use jsonl, csv, parquet or a comma list of them")
+    if a.num_workers < 1:
+        raise FerkitError("--num-workers must be >= 1")
     inputs: list = expand_inputs(a.inputs)
     if a.webcam is not None:
         inputs.append(a.webcam)
@@ -263,10 +275,16 @@ def cmd_analyze(a) -> int:
     opts = RunOptions(Path(a.out), formats, a.annotate, a.blur_faces, a.save_crops, a.stride,
                       a.start, a.end, a.alert, a.alert_min_seconds, a.timeline_bin, a.show,
                       not a.no_progress, a.aggregate_only)
-    s = run_analysis(Analyzer(cfg), inputs, opts)
+    if a.engine == "ray":
+        from .analysis.ray_engine import run_analysis_ray
+        s = run_analysis_ray(cfg, inputs, opts, address=a.address, num_workers=a.num_workers,
+                             resume=a.resume)
+    else:
+        s = run_analysis(Analyzer(cfg), inputs, opts, resume=a.resume)
     print(f"analysed {len(s.analysed)} input(s), {s.frames} frame(s), {s.faces} face(s); "
           f"failed {len(s.failed)}; photos without a face {len(s.no_face)}"
-          + (f"; alerts {len(s.alerts)}" if a.alert is not None else "") + f" -> {a.out}")
+          + (f"; alerts {len(s.alerts)}" if a.alert is not None else "")
+          + (f"; {len(s.resumed)} already done" if s.resumed else "") + f" -> {a.out}")
     for f in s.failed:
         print(f"  failed: {f['error']}", file=sys.stderr)
     return 0 if s.analysed else 1

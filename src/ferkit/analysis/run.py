@@ -1,5 +1,7 @@
 """`ferkit analyze` over many inputs: photos, folders, videos, webcams -> output folder.
-Bad inputs are reported and skipped; outputs are committed atomically, also on Ctrl-C."""
+Each input is analysed into its own partition (analysis/inputs.py); the partitions are then
+merged into one faces.jsonl/faces.csv. Bad inputs are reported and skipped; outputs are
+committed atomically, also on Ctrl-C; a killed run resumes where it stopped."""
 from __future__ import annotations
 
 import logging
@@ -7,14 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from ..errors import FerkitError
 from ..io import write_json
 from . import writers
-from .media import is_video, video_fps, video_frames
+from .inputs import analyze_input, done_record, part_dir, plan
 from .pipeline import Analyzer
-from .track import TimelineBuilder
 
 log = logging.getLogger(__name__)
 
@@ -54,141 +53,80 @@ class RunSummary:
     alerts: list = field(default_factory=list)
     interrupted: bool = False
     photo_counts: list = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"analysed": len(self.analysed), "failed": self.failed,
                 "no_face": self.no_face, "faces": self.faces, "frames": self.frames,
-                "alerts": len(self.alerts), "interrupted": self.interrupted}
+                "alerts": len(self.alerts), "interrupted": self.interrupted,
+                "resumed": len(self.resumed)}
 
 
-def run_analysis(analyzer: Analyzer, inputs: list, opts: RunOptions) -> RunSummary:
+def run_analysis(analyzer: Analyzer, inputs: list, opts: RunOptions, *,
+                 resume: bool = False) -> RunSummary:
+    """The local engine: every input in turn, in this process. With ``resume``, inputs whose
+    partition is complete (from an earlier, perhaps killed, run) are not analysed again."""
     from tqdm import tqdm
     opts.check()
     opts.out.mkdir(parents=True, exist_ok=True)
-    rows = writers.FaceRowWriter(opts.out, analyzer.classes,
-                                 () if opts.aggregate_only else opts.formats,
-                                 uncertainty=analyzer.config.mc_dropout >= 2)
-    summary = RunSummary()
-    names: set[str] = set()
+    todo = plan(inputs)
+    records: dict[str, dict] = {}
+    failed: list[dict] = []
+    interrupted = False
+    for item, name in tqdm(todo, desc="inputs", disable=not opts.progress or len(todo) < 2):
+        rec = done_record(opts.out, item, name) if resume else None
+        if rec is not None:
+            records[name] = {**rec, "resumed": True}
+            continue
+        try:
+            records[name] = analyze_input(analyzer, item, name, opts)
+        except FerkitError as exc:
+            log.error("%s", exc)
+            failed.append({"input": str(item), "error": str(exc)})
+        except KeyboardInterrupt:       # Ctrl-C: the normal end of a webcam session
+            interrupted = True
+            rec = done_record_any(opts.out, item, name)
+            if rec is not None:
+                records[name] = rec
+            log.warning("interrupted: keeping what was analysed so far")
+            break
+    return finish(opts, todo, records, failed, interrupted, analyzer.classes)
+
+
+def done_record_any(out: Path, item, name: str) -> dict | None:
+    """The record of this input's partition, complete or not (after Ctrl-C)."""
+    import json
     try:
-        for item in tqdm(inputs, desc="inputs", disable=not opts.progress or len(inputs) < 2):
-            frames_before = summary.frames
-            try:
-                if isinstance(item, int) or is_video(item):
-                    _video(analyzer, item, opts, rows, summary, names)
-                else:
-                    _photo(analyzer, item, opts, rows, summary, names)
-                summary.analysed.append(str(item))
-            except FerkitError as exc:
-                log.error("%s", exc)
-                summary.failed.append({"input": str(item), "error": str(exc)})
-            except KeyboardInterrupt:       # Ctrl-C: the normal end of a webcam session
-                summary.interrupted = True
-                if summary.frames > frames_before:
-                    summary.analysed.append(str(item))
-                log.warning("interrupted: keeping what was analysed so far")
-                break
-    finally:
-        rows.close(commit=True)
+        rec = json.loads((part_dir(out, name) / "input.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return rec if rec.get("input") == str(item) else None
+
+
+def finish(opts: RunOptions, todo: list, records: dict, failed: list, interrupted: bool,
+           classes: list[str]) -> RunSummary:
+    """Merge the partitions, in input order, into OUT/faces.jsonl and faces.csv; write the
+    per-photo table, alerts and summary. Every engine ends here."""
+    summary = RunSummary(failed=list(failed), interrupted=interrupted)
+    done = [records[name] for _, name in todo if name in records]
+    for rec in done:
+        summary.analysed.append(rec["input"])
+        summary.frames += rec["frames"]
+        summary.faces += rec["faces"]
+        summary.alerts += rec["alerts"]
+        if rec.get("no_face"):
+            summary.no_face.append(rec["input"])
+        if rec.get("photo_counts"):
+            summary.photo_counts.append(rec["photo_counts"])
+        if rec.get("resumed"):
+            summary.resumed.append(rec["input"])
+    if not opts.aggregate_only:
+        names = [rec["name"] for rec in done]
+        writers.merge_rows(opts.out, [part_dir(opts.out, n) for n in names],
+                           [f for f in opts.formats if f in ("jsonl", "csv")])
     if summary.photo_counts:
         writers.write_table(opts.out / "photos.csv", summary.photo_counts)
     if opts.alert is not None:
         write_json(opts.out / "alerts.json", summary.alerts)
     write_json(opts.out / "summary.json", summary.to_dict())
     return summary
-
-
-def _unique(names: set[str], item) -> str:
-    stem = f"webcam{item}" if isinstance(item, int) else Path(item).stem
-    name, i = stem, 1
-    while name in names:
-        i += 1
-        name = f"{stem}_{i}"
-    names.add(name)
-    return name
-
-
-def _photo(analyzer, path, opts, rows, summary, names):
-    res = analyzer.analyze_image(path, source=str(path))
-    rows.write(res)
-    summary.frames += 1
-    summary.faces += len(res.faces)
-    counts = np.bincount([int(np.argmax(f.probs)) for f in res.faces],
-                         minlength=len(analyzer.classes))
-    summary.photo_counts.append({"source": str(path), "faces": len(res.faces),
-                                 "negative": res.negative_score,
-                                 **{f"n_{c}": int(n) for c, n in zip(analyzer.classes, counts)}})
-    if not res.faces:
-        log.warning("%s: no face found", path)
-        summary.no_face.append(str(path))
-    name = _unique(names, path)
-    if opts.annotate:
-        from .media import load_image
-        img = load_image(path, analyzer.config.max_pixels)
-        writers.write_image(opts.out / "annotated" / f"{name}.jpg",
-                            writers.annotate(img, res, blur=opts.blur_faces))
-    if opts.save_crops:
-        for i, crop in enumerate(res.crops):
-            writers.write_image(opts.out / "crops" / f"{name}_{i}.png", crop)
-
-
-def _show(img) -> bool:
-    """Live window; False when the user pressed Esc or q."""
-    import cv2
-    try:
-        cv2.imshow("ferkit", img)
-        key = cv2.waitKey(1) & 0xFF
-    except cv2.error:
-        raise FerkitError("--show needs an OpenCV build with a GUI (pip install "
-                          "opencv-python instead of opencv-python-headless) and a display") from None
-    return key not in (27, ord("q"))
-
-
-def _video(analyzer, source, opts, rows, summary, names):
-    import cv2
-    from tqdm import tqdm
-    name = _unique(names, source)
-    live = isinstance(source, int)
-    timeline = TimelineBuilder(analyzer.classes, opts.timeline_bin, opts.alert,
-                               opts.alert_min_seconds)
-    sink = None
-    frames = video_frames(source, stride=opts.stride, start=opts.start, end=opts.end)
-    total = None if live else int(cv2.VideoCapture(str(source)).get(cv2.CAP_PROP_FRAME_COUNT))
-    total = total // max(1, opts.stride) if total else None
-    bar = tqdm(total=total, desc=name, disable=not opts.progress, leave=False)
-    frames_at_start = summary.frames
-    try:
-        for fr, res in analyzer.analyze_frames(frames):
-            rows.write(res)
-            timeline.add(res)
-            summary.frames += 1
-            summary.faces += len(res.faces)
-            if opts.annotate or opts.show:
-                img = writers.annotate(fr.image, res, blur=opts.blur_faces)
-                if opts.annotate:
-                    if sink is None:
-                        fps = 30.0 if live else video_fps(str(source)) / max(1, opts.stride)
-                        sink = writers.VideoSink(opts.out / "annotated" / f"{name}.mp4", fps,
-                                                 (img.shape[1], img.shape[0]))
-                    sink.write(img)
-                if opts.show and not _show(img):
-                    break
-            if opts.save_crops:
-                for i, crop in enumerate(res.crops):
-                    writers.write_image(opts.out / "crops" / f"{name}_f{fr.index}_{i}.png", crop)
-            bar.update(1)
-            if opts.on_frame:
-                opts.on_frame(str(source), summary.frames - frames_at_start, total)
-    finally:
-        bar.close()
-        if sink:
-            sink.close(commit=True)
-        timeline.finish()
-        summary.alerts += [{"source": str(source), **a} for a in timeline.alerts]
-        writers.write_table(opts.out / f"tracks_{name}.csv", timeline.track_rows())
-        rows_t = timeline.timeline_rows()
-        writers.write_table(opts.out / f"timeline_{name}.csv", rows_t)
-        if rows_t and not writers.timeline_png(opts.out / f"timeline_{name}.png", rows_t,
-                                               analyzer.classes,
-                                               f"Audience emotions over time: {name}"):
-            log.info("timeline plot skipped: pip install 'ferkit[plots]' for matplotlib")

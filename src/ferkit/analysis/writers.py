@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 from pathlib import Path
 
 import cv2
@@ -67,6 +68,65 @@ class FaceRowWriter:
                 os.replace(tmp, final)
             elif tmp.exists():
                 tmp.unlink()
+
+
+def merge_rows(out_dir: Path, parts: list[Path], formats) -> None:
+    """Concatenate the partitions' faces.jsonl / faces.csv (one CSV header) into
+    OUT/faces.jsonl / faces.csv, atomically, in the order given."""
+    for fmt in formats:
+        final = out_dir / f"faces.{fmt}"
+        with atomic_path(final) as tmp, open(tmp, "wb") as dst:
+            header_done = False
+            for part in parts:
+                src = part / final.name
+                if not src.exists():
+                    continue
+                with open(src, "rb") as fh:
+                    if fmt == "csv":
+                        header = fh.readline()
+                        if not header_done:
+                            dst.write(header)
+                            header_done = True
+                    shutil.copyfileobj(fh, dst)
+
+
+class ParquetRows:
+    """One input's face rows as a Parquet file (probabilities as p_<class> columns), written
+    to a hidden file and renamed into place on commit. Needs pyarrow (ferkit[scale])."""
+
+    def __init__(self, path: Path, classes: list[str]):
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            from ..errors import ConfigError
+            raise ConfigError("--format parquet needs pyarrow: pip install 'ferkit[scale]'") \
+                from None
+        self.path, self.classes, self.rows = path, classes, []
+
+    def write(self, frame: FrameResult) -> None:
+        for face in frame.faces:
+            d = face.to_dict()
+            probs = d.pop("probs")
+            d["landmarks"] = json.dumps(d["landmarks"])
+            self.rows.append({**d, **{f"p_{c}": probs[c] for c in self.classes}})
+
+    def close(self, commit: bool = True) -> None:
+        if not commit:
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        cols = FIELDS + [f"p_{c}" for c in self.classes]
+        extra = [k for k in (self.rows[0] if self.rows else {}) if k not in cols]
+        table = pa.Table.from_pylist(self.rows, schema=_schema(pa, cols + extra, self.classes))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.path) as tmp:
+            pq.write_table(table, tmp)
+
+
+def _schema(pa, cols, classes):
+    types = {"source": pa.string(), "frame": pa.int64(), "time_s": pa.float64(),
+             "track_id": pa.int64(), "landmarks": pa.string(), "label": pa.string()}
+    return pa.schema([(c, types.get(c, pa.float64())) for c in cols])
 
 
 def pixelate(image: np.ndarray, box: FaceBox, blocks: int = 5, pad: float = 0.25) -> None:
