@@ -52,6 +52,9 @@ def _add_train(sub):
     p.add_argument("--recipe", help="YAML/JSON recipe (e.g. recipes/default.yaml)")
     p.add_argument("--out", required=True, help="run folder for checkpoints and metrics")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--stop-after", type=int, default=None, metavar="N",
+                   help="train at most N epochs in this call (a time-boxed session; continue "
+                   "later with --resume)")
     p.add_argument("--export", action="store_true", help="export OUT/best.pt to OUT/model.onnx")
     for key, typ in TRAIN_FLAGS.items():
         p.add_argument("--" + key.replace("_", "-"), dest=key, type=typ, default=None,
@@ -114,7 +117,8 @@ def cmd_train(a) -> int:
         print(json.dumps({"best_epoch": s["best_epoch"], "privacy": s["privacy"],
                           "val_accuracy": s["val_report"]["accuracy"]}, indent=2))
         return 0
-    res = Trainer(cfg, a.out, resume=a.resume, progress=not a.no_progress).fit()
+    res = Trainer(cfg, a.out, resume=a.resume, progress=not a.no_progress,
+                  stop_after=a.stop_after).fit()
     print(json.dumps(res.to_dict(), indent=2))
     if a.export:
         from .export import export

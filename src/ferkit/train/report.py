@@ -51,7 +51,7 @@ def record_session(out: Path, started: float, first_epoch: int, epoch: int,
     import time
     path = out / "sessions.json"
     rows = json.loads(path.read_text()) if path.exists() else []
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started))
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started)) + f".{int(started * 1000) % 1000:03d}"
     rows = [r for r in rows if r.get("started_utc") != stamp]
     rows.append({"started_utc": stamp, "first_epoch": first_epoch + 1, "last_epoch": epoch,
                  "wall_seconds": round(time.time() - started, 1),

@@ -17,10 +17,11 @@ from ..io import write_json
 from ..labels import ClassSpec, parse_classes, parse_mapping
 from ..metrics import classification_report
 from ..models import create_model
-from . import checkpoint
+from . import checkpoint, distributed
 from .augment import augment, mix
 from .averaging import make_averager
 from .config import TrainConfig
+from .epochs import run_epochs
 from .freeze import train_mode, trainable_parameters
 from .loop import (
     class_weights,
@@ -40,7 +41,6 @@ from .losses import (
     prepare_targets,
     weighted_mean,
 )
-from .report import record_session, write_history
 
 log = logging.getLogger(__name__)
 
@@ -98,20 +98,50 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
                  progress: bool = True, splits: tuple[FaceArray, FaceArray] | None = None,
-                 init_state: dict | None = None):
+                 init_state: dict | None = None, stop_after: int | None = None):
         cfg.validate()
+        self.stop_after = stop_after      # at most this many epochs in this call
         self.cfg, self.out, self.resume, self.progress = cfg, Path(out_dir), resume, progress
         self.splits = splits              # pre-loaded (train, val), e.g. for shadow models
         self.init_state = init_state      # starting weights, e.g. for fine-tuning rounds
         self.out.mkdir(parents=True, exist_ok=True)
+        self.device = cfg.device
+        self.dist = distributed.Dist()
         torch.set_num_threads(cfg.threads)
 
     def fit(self) -> TrainResult:
         cfg = self.cfg
         t_start = time.time()
-        train, val = self.splits or load_splits(cfg)
+        self.dist = distributed.setup(cfg.device, cfg.batch_size)
+        self.device = distributed.device_for(self.dist, cfg.device)
+        if self.dist.active and (cfg.reweight or cfg.attention_consistency):
+            raise ConfigError("--reweight and --attention-consistency run in one process "
+                              "only; they are not available under torchrun")
+        try:
+            train, val = self.splits or load_splits(cfg)
+            self._setup(train, val)
+            state = run_epochs(self, self.out, cfg.epochs, resume=self.resume,
+                               select_metric=cfg.select_metric, patience=cfg.patience,
+                               main=self.dist.main, started=t_start,
+                               stop_after=self.stop_after)
+            self.dist.barrier()             # best.pt is on disk before anyone reads it
+            best = checkpoint.load(self.out / "best.pt")
+            if self.dist.main:
+                write_json(self.out / "summary.json", {
+                    "best_epoch": state["best_epoch"], "best_" + cfg.select_metric: state["best"],
+                    "train_seconds": state["elapsed"], "wall_seconds": time.time() - t_start,
+                    "hardware": hardware(cfg, self.dist.world), "classes": train.classes,
+                    "train_counts": train.counts(), "val_report": best["val_report"]})
+        finally:
+            distributed.teardown(self.dist)
+        return TrainResult(self.out, state["best_epoch"], state["best"], best["val_report"],
+                           state["elapsed"])
+
+    def _setup(self, train: FaceArray, val: FaceArray) -> None:
+        """Model, data tensors, targets, optimiser and schedule of the run."""
+        cfg = self.cfg
         log.info("train %d faces %s; val %d", len(train), train.counts(), len(val))
-        k = len(train.classes)
+        self.train, self.val = train, val
         model = self._model(train.classes)
         if self.init_state is not None:
             model.load_state_dict(self.init_state)
@@ -121,7 +151,8 @@ class Trainer:
                 raise ConfigError(f"{cfg.init_from}: classes {ck['classes']} differ from the "
                                   f"training classes {train.classes}")
             model.load_state_dict(ck["model"])
-        mcfg = model.config
+        self.model, self.mcfg = model, model.config
+        self.net = distributed.wrap(model, self.dist)
         self.neighbours = None
         if cfg.loss == "semantic_smooth":
             from ..semantic import label_vectors
@@ -129,92 +160,75 @@ class Trainer:
                                                cfg.semantic_tau)
         self.reweighter = HardSampleReweighter(len(train), cfg.reweight, cfg.reweight_weight,
                                                cfg.reweight_warmup) if cfg.reweight else None
-        xtr, xva = images_to_tensor(train.images), images_to_tensor(val.images)
-        targets = self._targets(train, xtr, mcfg)
-        weights = class_weights(train.labels, k, cfg.balance_power) \
+        self.xtr, self.xva = images_to_tensor(train.images), images_to_tensor(val.images)
+        self.targets = self._targets(train, self.xtr, self.mcfg)
+        self.weights = class_weights(train.labels, len(train.classes), cfg.balance_power) \
             if cfg.balance == "weights" else None
-        steps = len(train) // cfg.batch_size
+        self.steps = len(train) // cfg.batch_size
         if cfg.max_steps_per_epoch:
-            steps = min(steps, cfg.max_steps_per_epoch)
-        opt = self._optimizer(model)
+            self.steps = min(self.steps, cfg.max_steps_per_epoch)
+        self.opt = self._optimizer(model)
         self.averager = make_averager(model, cfg)
-        total = steps * cfg.epochs
+        total = self.steps * cfg.epochs
         if cfg.schedule == "onecycle":
-            sched = torch.optim.lr_scheduler.OneCycleLR(
-                opt, cfg.lr, total_steps=total, pct_start=min(0.3, max(0.05, cfg.warmup_epochs / cfg.epochs)))
+            self.sched = torch.optim.lr_scheduler.OneCycleLR(
+                self.opt, cfg.lr, total_steps=total,
+                pct_start=min(0.3, max(0.05, cfg.warmup_epochs / cfg.epochs)))
         else:
-            sched = torch.optim.lr_scheduler.LambdaLR(
-                opt, lr_lambda(cfg.schedule, total, int(cfg.warmup_epochs * steps), cfg.min_lr_ratio))
-        state = {"epoch": 0, "best": -1.0, "best_epoch": -1, "history": [], "elapsed": 0.0,
-                 "stale": 0}
-        last = self.out / "last.pt"
-        if self.resume and last.exists():
-            ck = checkpoint.load(last)
-            if ck["config"] != cfg.to_dict():
-                raise ConfigError(f"{last}: was written with other options; resume with the "
-                                  f"same options or start a new --out")
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            sched.load_state_dict(ck["scheduler"])
-            state = ck["state"]
-            if self.reweighter is not None:
-                self.reweighter.load(ck["reweighter"])
-            if self.averager is not None:
-                self.averager.load_state_dict(ck["averager"])
-            log.info("resumed from %s at epoch %d", last, state["epoch"])
-        write_json(self.out / "config.json", cfg.to_dict())
-        base = {"model_config": mcfg.to_dict(), "classes": train.classes,
-                "config": cfg.to_dict()}
-        first_epoch = state["epoch"]
-        for epoch in range(first_epoch, cfg.epochs):
-            t0 = time.time()
-            tr_loss, tr_acc = self._epoch(model, opt, sched, xtr, train.labels, targets,
-                                          weights, steps, epoch, mcfg)
-            n_low = self.reweighter.end_epoch() if self.reweighter else 0
-            rep, which = self._validate_epoch(model, xva, val, mcfg, epoch)
-            dt = time.time() - t0
-            state["elapsed"] += dt
-            metric = rep[cfg.select_metric]
-            row = {"epoch": epoch + 1, "train_loss": tr_loss, "train_acc": tr_acc,
-                   "val_loss": rep["nll"], "val_acc": rep["accuracy"],
-                   "val_macro_f1": rep["macro_f1"], "lr": opt.param_groups[0]["lr"],
-                   "seconds": dt, "images_per_s": steps * cfg.batch_size / dt}
-            if self.averager is not None:
-                row.update(weights=which, val_acc_raw=self._raw_acc)
-            if self.reweighter:
-                row["downweighted"] = n_low
-            state["history"].append(row)
-            log.info("epoch %d/%d loss %.3f train %.3f val %.4f f1 %.4f (%.0fs)", epoch + 1,
-                     cfg.epochs, tr_loss, tr_acc, rep["accuracy"], rep["macro_f1"], dt)
-            state["epoch"] = epoch + 1
-            if metric > state["best"]:
-                state.update(best=metric, best_epoch=epoch + 1, stale=0)
-                weights_now = model if which == "raw" else self.averager.module
-                checkpoint.save(self.out / "best.pt", {**base, "model": weights_now.state_dict(),
-                                                      "val_report": rep, "epoch": epoch + 1,
-                                                      "weights": which})
-            else:
-                state["stale"] += 1
-            checkpoint.save(last, {**base, "model": model.state_dict(),
-                                   "optimizer": opt.state_dict(),
-                                   "scheduler": sched.state_dict(), "state": state,
-                                   "reweighter": self.reweighter.state() if self.reweighter else None,
-                                   "averager": self.averager.state_dict() if self.averager else None})
-            write_history(self.out, state["history"])
-            record_session(self.out, t_start, first_epoch, epoch + 1, state["elapsed"])
-            if self.reweighter:
-                write_downweighted(self.out / "downweighted.csv", self.reweighter, train)
-            if cfg.patience and state["stale"] >= cfg.patience:
-                log.info("early stop: no improvement for %d epochs", cfg.patience)
-                break
-        best = checkpoint.load(self.out / "best.pt")
-        summary = {"best_epoch": state["best_epoch"], "best_" + cfg.select_metric: state["best"],
-                   "train_seconds": state["elapsed"], "wall_seconds": time.time() - t_start,
-                   "hardware": hardware(cfg), "classes": train.classes,
-                   "train_counts": train.counts(), "val_report": best["val_report"]}
-        write_json(self.out / "summary.json", summary)
-        return TrainResult(self.out, state["best_epoch"], state["best"], best["val_report"],
-                           state["elapsed"])
+            self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(
+                cfg.schedule, total, int(cfg.warmup_epochs * self.steps), cfg.min_lr_ratio))
+        if self.dist.main:
+            write_json(self.out / "config.json", cfg.to_dict())
+        self.base = {"model_config": self.mcfg.to_dict(), "classes": train.classes,
+                     "config": cfg.to_dict()}
+
+    # --- the TrainStep protocol of train/epochs.py ---------------------------------------
+    def load(self, ck: dict) -> None:
+        if ck["config"] != self.cfg.to_dict():
+            raise ConfigError(f"{self.out / 'last.pt'}: was written with other options; resume "
+                              f"with the same options or start a new --out")
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.sched.load_state_dict(ck["scheduler"])
+        if self.reweighter is not None:
+            self.reweighter.load(ck["reweighter"])
+        if self.averager is not None:
+            self.averager.load_state_dict(ck["averager"])
+
+    def train_epoch(self, epoch: int) -> dict:
+        loss, acc = self._epoch(self.net, self.opt, self.sched, self.xtr, self.train.labels,
+                                self.targets, self.weights, self.steps, epoch, self.mcfg)
+        self._n_low = self.reweighter.end_epoch() if self.reweighter else 0
+        return {"train_loss": loss, "train_acc": acc}
+
+    def evaluate(self, epoch: int) -> tuple[dict, str]:
+        return self._validate_epoch(self.model, self.xva, self.val, self.mcfg, epoch)
+
+    def history_row(self, epoch, stats, rep, which, seconds) -> dict:
+        cfg = self.cfg
+        row = {"epoch": epoch + 1, **stats, "val_loss": rep["nll"], "val_acc": rep["accuracy"],
+               "val_macro_f1": rep["macro_f1"], "lr": self.opt.param_groups[0]["lr"],
+               "seconds": seconds, "images_per_s": self.steps * cfg.batch_size / seconds}
+        if self.averager is not None:
+            row.update(weights=which, val_acc_raw=self._raw_acc)
+        if self.reweighter:
+            row["downweighted"] = self._n_low
+        return row
+
+    def best_payload(self, rep, which, epoch) -> dict:
+        weights = self.model if which == "raw" else self.averager.module
+        return {**self.base, "model": weights.state_dict(), "val_report": rep,
+                "epoch": epoch + 1, "weights": which}
+
+    def last_payload(self, state) -> dict:
+        return {**self.base, "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(), "state": state,
+                "reweighter": self.reweighter.state() if self.reweighter else None,
+                "averager": self.averager.state_dict() if self.averager else None}
+
+    def after_epoch(self, out: Path) -> None:
+        if self.reweighter:
+            write_downweighted(out / "downweighted.csv", self.reweighter, self.train)
 
     def _model(self, classes):
         cfg = self.cfg
@@ -231,7 +245,7 @@ class Trainer:
         model = create_model(cfg.model, len(classes), cfg.channels, **kw)
         if vectors is not None:
             model.label_vectors.copy_(torch.from_numpy(vectors))
-        model = model.to(cfg.device)
+        model = model.to(self.device)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         return model
@@ -260,16 +274,16 @@ class Trainer:
         if teacher_ck["classes"] != train.classes:
             raise ConfigError(f"{path}: teacher classes {teacher_ck['classes']} differ "
                               f"from the training classes {train.classes}")
-        teacher = checkpoint.build_from_checkpoint(teacher_ck).to(cfg.device)
+        teacher = checkpoint.build_from_checkpoint(teacher_ck).to(self.device)
         tm = teacher_ck["model_config"]
         log.info("distillation: teacher %s on %d faces", path, len(train))
         logits = predict_logits(teacher, xtr, tm["mean"], tm["std"], tta=True,
-                                device=cfg.device, channels_last=False)
+                                device=self.device, channels_last=False)
         return torch.softmax(logits / cfg.distill_temperature, 1)
 
     def _epoch(self, model, opt, sched, xtr, labels, targets, weights, steps, epoch, mcfg):
-        cfg = self.cfg
-        train_mode(model, cfg.trainable)
+        cfg, dist = self.cfg, self.dist
+        train_mode(self.model, cfg.trainable)
         g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
         torch.manual_seed(cfg.seed * 1000 + epoch)      # dropout: resumable per epoch
         rng = np.random.default_rng(cfg.seed * 1000 + epoch)
@@ -286,7 +300,10 @@ class Trainer:
             x = augment(to_input(xtr[idx], mcfg.mean, mcfg.std), cfg.augment, g, cfg.crop or 0)
             t = prepare_targets(targets[idx], cfg.loss, g, self.neighbours)
             x, t = mix(x, t, cfg.augment, g)
-            x, t = x.to(cfg.device), t.to(cfg.device)
+            if dist.active:               # the same global batch everywhere; keep our slice
+                sl = dist.shard(len(idx))
+                x, t = x[sl], t[sl]
+            x, t = x.to(self.device), t.to(self.device)
             logits, extra = self._forward(model, x)
             per = per_sample_loss(logits, t, cfg.loss, smoothing=cfg.label_smoothing,
                                   scale=cfg.semantic_scale)
@@ -300,13 +317,14 @@ class Trainer:
             opt.step()
             sched.step()
             if self.averager is not None:
-                self.averager.after_step(model, epoch)
-            loss_sum += loss.item() * len(idx)
+                self.averager.after_step(self.model, epoch)
+            loss_sum += loss.item() * len(t)
             correct += int((logits.argmax(1).cpu() == t.argmax(1).cpu()).sum())
-            seen += len(idx)
+            seen += len(t)
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
         bar.close()
+        loss_sum, correct, seen = dist.sum([loss_sum, correct, seen])
         return loss_sum / max(seen, 1), correct / max(seen, 1)
 
     def _forward(self, model, x):
@@ -347,7 +365,7 @@ class Trainer:
         cfg = self.cfg
         with torch.autocast(cfg.device.split(":")[0], dtype=torch.bfloat16, enabled=cfg.bf16):
             logits = predict_logits(model, xva, mcfg.mean, mcfg.std, tta=cfg.val_tta,
-                                    device=cfg.device, channels_last=cfg.channels_last)
+                                    device=self.device, channels_last=cfg.channels_last)
         probs = torch.softmax(logits, 1).numpy()
         return classification_report(probs, val.labels, val.classes)
 
@@ -371,9 +389,11 @@ def _progress(total, desc, enabled):
     return tqdm(total=total, desc=desc, leave=False, disable=not enabled, dynamic_ncols=True)
 
 
-def hardware(cfg: TrainConfig) -> dict:
+def hardware(cfg: TrainConfig, processes: int = 1) -> dict:
     info = {"device": cfg.device, "threads": cfg.threads, "cpu": platform.processor() or
             platform.machine(), "torch": torch.__version__}
+    if processes > 1:
+        info["processes"] = processes
     if cfg.device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
