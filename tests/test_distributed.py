@@ -69,3 +69,20 @@ def test_two_processes_with_batchnorm_and_resume(small_fer, tmp_path):
     assert [(s["first_epoch"], s["last_epoch"]) for s in sessions] == [(1, 1), (2, 3)]
     for a, b in zip(one, two):
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=0.1)
+
+
+@pytest.mark.slow
+def test_dp_two_processes_report_the_same_epsilon(small_fer, tmp_path):
+    """Opacus' DPDDP: each process Poisson-samples its shard at the one-process rate, so the
+    noise multiplier solved for the target and the epsilon spent are the same."""
+    dp = ["--dp", "--norm", "group", "--epsilon", "4", "--physical-batch", "16"]
+    train(small_fer, tmp_path / "one", 1, *dp)
+    train(small_fer, tmp_path / "two", 2, *dp)
+    p1 = json.loads((tmp_path / "one" / "summary.json").read_text())["privacy"]
+    p2 = json.loads((tmp_path / "two" / "summary.json").read_text())["privacy"]
+    assert p2["processes"] == 2 and p1["processes"] == 1
+    for key in ("epsilon", "noise_multiplier", "sample_rate", "delta"):
+        assert p2[key] == pytest.approx(p1[key], rel=1e-9), key
+    assert p1["epsilon"] <= 4.0 + 1e-6
+    h2 = json.loads((tmp_path / "two" / "history.json").read_text())
+    assert [h["epoch"] for h in h2] == [1, 2] and h2[-1]["epsilon"] == pytest.approx(p1["epsilon"])

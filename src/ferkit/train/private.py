@@ -22,12 +22,12 @@ from torch import nn
 from ..errors import ConfigError
 from ..io import write_json
 from ..metrics import classification_report
-from . import checkpoint
+from . import checkpoint, distributed
 from .augment import augment
 from .config import TrainConfig
+from .epochs import run_epochs
 from .freeze import train_mode, trainable_parameters
 from .loop import images_to_tensor, lr_lambda, predict_logits, to_input
-from .report import write_history
 from .trainer import hardware, load_splits
 
 log = logging.getLogger(__name__)
@@ -111,117 +111,161 @@ class _HeadOnly(nn.Module):
 
 def train_private(cfg: TrainConfig, dp: DPConfig, out_dir: str | Path, *,
                   progress: bool = True, splits=None) -> dict:
-    """Train under DP-SGD; returns the summary (also written to OUT/summary.json)."""
-    from opacus import PrivacyEngine
-    from opacus.utils.batch_memory_manager import BatchMemoryManager
-    from tqdm import tqdm
-
+    """Train under DP-SGD; returns the summary (also written to OUT/summary.json). Under
+    torchrun the model is wrapped in Opacus' DPDDP: each process Poisson-samples its shard
+    at the one-process sampling rate, so the noise and the epsilon accounting are the same
+    as in one process."""
     cfg.validate()
     dp.validate(cfg)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    train, val = splits or load_splits(cfg)
-    k = len(train.classes)
-    delta = dp.delta if dp.delta is not None else 1.0 / (10 * len(train))
-    model, mcfg = _model(cfg, dp, train.classes, k)
-    for m in model.modules():          # Opacus' backward hooks forbid in-place activations
-        if isinstance(m, nn.ReLU):
-            m.inplace = False
-    check_norm_layers(model, dp.trainable)
-    params = trainable_parameters(model, dp.trainable)
-    xtr, xva = images_to_tensor(train.images), images_to_tensor(val.images)
-    ytr = torch.from_numpy(train.labels)
-    head_cache = dp.trainable == "head" and dp.feature_cache
-    if head_cache:
-        feats = _features(model, xtr, mcfg)
-        net, data = _HeadOnly(model), torch.utils.data.TensorDataset(feats, ytr)
-    else:
-        net, data = model, torch.utils.data.TensorDataset(xtr, ytr)
-    loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True,
-                                         generator=torch.Generator().manual_seed(cfg.seed))
-    opt = (torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
-           if cfg.optimizer == "sgd" else torch.optim.AdamW(params, lr=cfg.lr,
-                                                              weight_decay=cfg.weight_decay))
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    engine = PrivacyEngine(accountant=dp.accountant)
-    wrapped = engine.make_private_with_epsilon(
-        module=net, optimizer=opt, criterion=criterion, data_loader=loader,
-        target_epsilon=dp.epsilon, target_delta=delta, epochs=cfg.epochs,
-        max_grad_norm=dp.max_grad_norm, poisson_sampling=True,
-        grad_sample_mode=dp.grad_sample_mode,
-        noise_generator=torch.Generator().manual_seed(cfg.seed))
-    if dp.grad_sample_mode == "ghost":
-        net, opt, criterion, loader = wrapped
-    else:
-        net, opt, loader = wrapped
-    sample_rate = 1 / len(loader)
-    noise = opt.noise_multiplier
-    log.info("DP-SGD: target eps %.2f delta %.2e, noise multiplier %.3f, sample rate %.4f",
-             dp.epsilon, delta, noise, sample_rate)
-    history, best, t_start = [], (-1.0, None), time.time()
-    g = torch.Generator().manual_seed(cfg.seed)
-    # the schedule steps per epoch: Opacus' optimiser skips the step of every physical batch
-    # that does not close a logical one, so per-step counts would drift with Poisson sizes
-    lr_at = lr_lambda(cfg.schedule, cfg.epochs, int(round(cfg.warmup_epochs)), cfg.min_lr_ratio)
-    kk = dp.aug_multiplicity            # K views per face (1: plain DP-SGD)
-    for epoch in range(cfg.epochs):
-        t0 = time.time()
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * lr_at(epoch)
-        net.train()
-        if head_cache is False and dp.trainable != "all":
-            train_mode(model, dp.trainable)
+    t_start = time.time()
+    dist = distributed.setup(cfg.device, cfg.batch_size)
+    try:
+        train, val = splits or load_splits(cfg)
+        step = PrivateStep(cfg, dp, train, val, dist, progress)
+        state = run_epochs(step, out, cfg.epochs, resume=False, select_metric=cfg.select_metric,
+                           main=dist.main, started=t_start)
+        dist.barrier()
+        summary = {"best_epoch": state["best_epoch"], "best_" + cfg.select_metric: state["best"],
+                   "privacy": step.privacy, "train_seconds": state["elapsed"],
+                   "wall_seconds": time.time() - t_start, "hardware": hardware(cfg, dist.world),
+                   "classes": train.classes, "train_counts": train.counts(),
+                   "val_report": checkpoint.load(out / "best.pt")["val_report"]}
+        if dist.main:
+            write_json(out / "summary.json", summary)
+    finally:
+        distributed.teardown(dist)
+    return summary
+
+
+class PrivateStep:
+    """One DP-SGD epoch per call, for train/epochs.py's loop."""
+
+    def __init__(self, cfg: TrainConfig, dp: DPConfig, train, val, dist, progress: bool):
+        from opacus import PrivacyEngine
+        self.cfg, self.dp, self.train, self.val, self.dist = cfg, dp, train, val, dist
+        self.progress = progress
+        k = len(train.classes)
+        self.delta = dp.delta if dp.delta is not None else 1.0 / (10 * len(train))
+        model, self.mcfg = _model(cfg, dp, train.classes, k)
+        for m in model.modules():      # Opacus' backward hooks forbid in-place activations
+            if isinstance(m, nn.ReLU):
+                m.inplace = False
+        check_norm_layers(model, dp.trainable)
+        self.model = model
+        self.params = trainable_parameters(model, dp.trainable)
+        xtr, self.xva = images_to_tensor(train.images), images_to_tensor(val.images)
+        ytr = torch.from_numpy(train.labels)
+        self.head_cache = dp.trainable == "head" and dp.feature_cache
+        if self.head_cache:
+            net, data = _HeadOnly(model), torch.utils.data.TensorDataset(
+                _features(model, xtr, self.mcfg), ytr)
+        else:
+            net, data = model, torch.utils.data.TensorDataset(xtr, ytr)
+        if dist.active:
+            from opacus.distributed import DifferentiallyPrivateDistributedDataParallel as DPDDP
+            net = DPDDP(net)
+        loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True,
+                                             generator=torch.Generator().manual_seed(cfg.seed))
+        opt = (torch.optim.SGD(self.params, lr=cfg.lr, momentum=cfg.momentum)
+               if cfg.optimizer == "sgd" else torch.optim.AdamW(self.params, lr=cfg.lr,
+                                                                  weight_decay=cfg.weight_decay))
+        criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.engine = PrivacyEngine(accountant=dp.accountant)
+        wrapped = self.engine.make_private_with_epsilon(
+            module=net, optimizer=opt, criterion=criterion, data_loader=loader,
+            target_epsilon=dp.epsilon, target_delta=self.delta, epochs=cfg.epochs,
+            max_grad_norm=dp.max_grad_norm, poisson_sampling=True,
+            grad_sample_mode=dp.grad_sample_mode,
+            noise_generator=torch.Generator().manual_seed(cfg.seed + dist.rank))
+        if dp.grad_sample_mode == "ghost":
+            self.net, self.opt, self.criterion, self.loader = wrapped
+        else:
+            (self.net, self.opt, self.loader), self.criterion = wrapped, criterion
+        self.sample_rate = 1 / len(self.loader)
+        self.noise = self.opt.noise_multiplier
+        log.info("DP-SGD: target eps %.2f delta %.2e, noise multiplier %.3f, sample rate %.4f",
+                 dp.epsilon, self.delta, self.noise, self.sample_rate)
+        self.g = torch.Generator().manual_seed(cfg.seed + 7919 * dist.rank)
+        # the schedule steps per epoch: Opacus' optimiser skips the step of every physical
+        # batch that does not close a logical one, so per-step counts would drift
+        self.lr_at = lr_lambda(cfg.schedule, cfg.epochs, int(round(cfg.warmup_epochs)),
+                               cfg.min_lr_ratio)
+        self.base = {"model_config": self.mcfg, "classes": train.classes,
+                     "config": cfg.to_dict(), "dp": asdict(dp)}
+
+    def load(self, last: dict) -> None:
+        raise ConfigError("--resume is not supported with --dp")
+
+    def train_epoch(self, epoch: int) -> dict:
+        from opacus.utils.batch_memory_manager import BatchMemoryManager
+        from tqdm import tqdm
+        cfg, dp, kk = self.cfg, self.dp, self.dp.aug_multiplicity
+        for group in self.opt.param_groups:
+            group["lr"] = cfg.lr * self.lr_at(epoch)
+        self.net.train()
+        if self.head_cache is False and dp.trainable != "all":
+            train_mode(self.model, dp.trainable)
         seen = loss_sum = 0.0
-        with BatchMemoryManager(data_loader=loader, max_physical_batch_size=dp.physical_batch,
-                                optimizer=opt) as mem_loader:
+        with BatchMemoryManager(data_loader=self.loader, max_physical_batch_size=dp.physical_batch,
+                                optimizer=self.opt) as mem_loader:
             for xb, yb in tqdm(mem_loader, desc=f"dp epoch {epoch + 1}", leave=False,
-                               disable=not progress):
+                               disable=not self.progress or not self.dist.main):
                 if len(yb) == 0:
                     continue
-                if not head_cache:
-                    xb = to_input(xb, mcfg["mean"], mcfg["std"])
-                    if kk > 1:                              # face i at rows i*K .. i*K+K-1
+                if not self.head_cache:
+                    xb = to_input(xb, self.mcfg["mean"], self.mcfg["std"])
+                    if kk > 1:                          # face i at rows i*K .. i*K+K-1
                         xb = xb.repeat_interleave(kk, 0)
-                    xb = augment(xb, cfg.augment, g)
-                loss = criterion(net(xb), yb.repeat_interleave(kk) if kk > 1 else yb)
-                opt.zero_grad()
+                    xb = augment(xb, cfg.augment, self.g)
+                loss = self.criterion(self.net(xb), yb.repeat_interleave(kk) if kk > 1 else yb)
+                self.opt.zero_grad()
                 loss.backward()
                 if kk > 1:
-                    _average_views(params, kk)
-                opt.step()
+                    _average_views(self.params, kk)
+                self.opt.step()
                 loss_sum += float(loss.detach()) * len(yb)
                 seen += len(yb)
-        eps = engine.get_epsilon(delta)
-        rep = _validate(model, xva, val, mcfg, cfg)
-        row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_acc": float("nan"),
-               "val_loss": rep["nll"], "val_acc": rep["accuracy"], "val_macro_f1": rep["macro_f1"],
-               "lr": opt.param_groups[0]["lr"], "seconds": time.time() - t0,
-               "images_per_s": seen / (time.time() - t0), "epsilon": eps}
-        history.append(row)
-        log.info("dp epoch %d/%d val %.4f eps %.2f (%.0fs)", epoch + 1, cfg.epochs,
-                 rep["accuracy"], eps, row["seconds"])
-        write_history(out, history)
-        privacy = {"epsilon": eps, "delta": delta, "target_epsilon": dp.epsilon,
-                   "accountant": dp.accountant, "sample_rate": sample_rate,
-                   "noise_multiplier": noise, "max_grad_norm": dp.max_grad_norm,
-                   "epochs": epoch + 1, "trainable": dp.trainable, "init_from": dp.init_from,
-                   "n_private": len(train), "aug_multiplicity": dp.aug_multiplicity}
-        payload = {"model": _plain_state(model), "model_config": mcfg, "classes": train.classes,
-                   "config": cfg.to_dict(), "dp": asdict(dp), "privacy": privacy,
-                   "val_report": rep, "epoch": epoch + 1}
-        checkpoint.save(out / "last.pt", payload)
-        if rep[cfg.select_metric] > best[0]:
-            best = (rep[cfg.select_metric], epoch + 1)
-            checkpoint.save(out / "best.pt", payload)
-    summary = {"best_epoch": best[1], "best_" + cfg.select_metric: best[0],
-               "privacy": privacy, "train_seconds": sum(h["seconds"] for h in history),
-               "wall_seconds": time.time() - t_start, "hardware": hardware(cfg),
-               "classes": train.classes, "train_counts": train.counts(),
-               "val_report": checkpoint.load(out / "best.pt")["val_report"]}
-    write_json(out / "summary.json", summary)
-    return summary
+        loss_sum, seen = self.dist.sum([loss_sum, seen])
+        self.eps = self.engine.get_epsilon(self.delta)
+        return {"train_loss": loss_sum / max(seen, 1), "seen": seen}
+
+    def evaluate(self, epoch: int) -> tuple[dict, str]:
+        self._rep = _validate(self.model, self.xva, self.val, self.mcfg, self.cfg)
+        return self._rep, "raw"
+
+    def history_row(self, epoch, stats, rep, which, seconds) -> dict:
+        self._epochs = epoch + 1
+        log.info("dp epoch %d/%d val %.4f eps %.2f (%.0fs)", epoch + 1, self.cfg.epochs,
+                 rep["accuracy"], self.eps, seconds)
+        return {"epoch": epoch + 1, "train_loss": stats["train_loss"], "train_acc": float("nan"),
+                "val_loss": rep["nll"], "val_acc": rep["accuracy"],
+                "val_macro_f1": rep["macro_f1"], "lr": self.opt.param_groups[0]["lr"],
+                "seconds": seconds, "images_per_s": stats["seen"] / seconds,
+                "epsilon": self.eps}
+
+    @property
+    def privacy(self) -> dict:
+        dp = self.dp
+        return {"epsilon": self.eps, "delta": self.delta, "target_epsilon": dp.epsilon,
+                "accountant": dp.accountant, "sample_rate": self.sample_rate,
+                "noise_multiplier": self.noise, "max_grad_norm": dp.max_grad_norm,
+                "epochs": self._epochs, "trainable": dp.trainable, "init_from": dp.init_from,
+                "n_private": len(self.train), "aug_multiplicity": dp.aug_multiplicity,
+                "processes": self.dist.world}
+
+    def best_payload(self, rep, which, epoch) -> dict:
+        return {**self.base, "model": _plain_state(self.model), "privacy": self.privacy,
+                "val_report": rep, "epoch": epoch + 1}
+
+    def last_payload(self, state) -> dict:
+        return self.best_payload(self._rep, "raw", state["epoch"] - 1)
+
+    def after_epoch(self, out: Path) -> None:
+        pass
 
 
 def _average_views(params, k: int) -> None:
