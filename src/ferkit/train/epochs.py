@@ -26,19 +26,21 @@ class TrainStep(Protocol):
     def after_epoch(self, out: Path) -> None: ...       # extra files of the mode
 
 
-def new_state() -> dict:
-    return {"epoch": 0, "best": -1.0, "best_epoch": -1, "history": [], "elapsed": 0.0,
+def new_state(best: float = -1.0) -> dict:
+    return {"epoch": 0, "best": best, "best_epoch": -1, "history": [], "elapsed": 0.0,
             "stale": 0}
 
 
 def run_epochs(step: TrainStep, out: Path, epochs: int, *, resume: bool, select_metric: str,
                patience: int = 0, main: bool = True, started: float | None = None,
-               stop_after: int | None = None) -> dict:
+               stop_after: int | None = None, best: float = -1.0) -> dict:
     """Train ``step`` up to ``epochs``; returns the loop state (history, best, elapsed).
     ``stop_after`` trains at most that many epochs in this call (a time-boxed session that
-    a later ``resume`` continues)."""
+    a later ``resume`` continues). ``best`` is the score an epoch must beat to be saved as
+    best.pt (a fine-tuning run keeps its starting model unless an epoch beats it). A step
+    with a ``write_history(out, state)`` method writes its own history files."""
     started = started or time.time()
-    state = new_state()
+    state = new_state(best)
     last = out / "last.pt"
     if resume and last.exists():
         ck = checkpoint.load(last)
@@ -68,7 +70,10 @@ def run_epochs(step: TrainStep, out: Path, epochs: int, *, resume: bool, select_
             if improved:
                 checkpoint.save(out / "best.pt", step.best_payload(rep, which, epoch))
             checkpoint.save(last, step.last_payload(state))
-            write_history(out, state["history"])
+            if hasattr(step, "write_history"):
+                step.write_history(out, state)
+            else:
+                write_history(out, state["history"])
             record_session(out, started, first, epoch + 1, state["elapsed"])
             step.after_epoch(out)
         if patience and state["stale"] >= patience:

@@ -21,7 +21,6 @@ import copy
 import dataclasses
 import logging
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from ..io import write_json
 from ..metrics import classification_report
 from . import checkpoint
 from .augment import AugmentConfig, augment, photometric
+from .epochs import run_epochs
 from .loop import images_to_tensor, lr_lambda, param_groups, predict_logits, to_input
 
 log = logging.getLogger(__name__)
@@ -146,120 +146,160 @@ def fixmatch(model_ckpt: str | Path, lab: FaceArray, unl: FaceArray, val_ds: Fac
     (everything needed to resume; an interrupted run with the same options resumes) and
     history.json; returns {"start", "epochs", "best"}. ``stop_after`` trains at most that
     many epochs in this call (a time-boxed run that a later call resumes)."""
-    from tqdm import tqdm
     fc = fc or FixMatchConfig()
     fc.validate()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ck = checkpoint.load(model_ckpt)
-    classes, mc = list(ck["classes"]), ck["model_config"]
-    for name, ds in (("labelled", lab), ("val", val_ds)):
-        if list(ds.classes) != classes:
-            raise ConfigError(f"fixmatch: {name} classes {list(ds.classes)} differ from the "
-                              f"model's {classes}")
-    torch.set_num_threads(fc.threads)
-    k, b, ub = len(classes), fc.batch_size, fc.batch_size * fc.mu
-    model = checkpoint.build_from_checkpoint(ck).to(memory_format=torch.channels_last)
-    ema = copy.deepcopy(model).eval()
-    opt = torch.optim.AdamW(param_groups((p for p in model.parameters() if p.requires_grad),
-                                         fc.weight_decay), lr=fc.lr)
-    steps = max(1, math.ceil(len(unl) / ub))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda("cosine", fc.epochs * steps, 0, 0.0))
-    prior = torch.from_numpy(np.bincount(lab.labels, minlength=k) / len(lab)).float()
-    running = prior.clone()
-    select = Thresholds(fc.thresholds, fc.threshold, k, len(unl))
-    xl, xu, xva = (images_to_tensor(d.images) for d in (lab, unl, val_ds))
-    yl = torch.from_numpy(lab.labels)
-    weak = AugmentConfig(flip=True, rotate=0.0, scale=0.0, shift=0.125, erase_p=0.0)
-    strong = AugmentConfig(flip=True, rotate=fc.strong_rotate, scale=fc.strong_scale,
-                           shift=fc.strong_shift, erase_p=1.0, erase_area=fc.strong_erase)
+    step = FixMatchStep(model_ckpt, lab, unl, val_ds, fc, progress)
+    last = out / "last.pt"
+    resume = last.is_file() and \
+        checkpoint.load_raw(last, ("fixmatch",))["fixmatch"] == step.cfg_dict
+    state = run_epochs(step, out, fc.epochs, resume=resume, select_metric="accuracy",
+                       stop_after=stop_after, best=step.start_acc)
+    return {"start": step.start_acc, "epochs": state["history"], "best": _best(state, step)}
 
-    def validate(net) -> dict:
-        z = predict_logits(net, xva, mc["mean"], mc["std"], tta=True)
-        return classification_report(torch.softmax(z, 1).numpy(), val_ds.labels, classes)
-    start_acc = validate(model)["accuracy"]
-    cfg_dict = dataclasses.asdict(fc)
-    history, best, first = [], {"epoch": 0, "val_accuracy": start_acc}, 0
-    if (out / "last.pt").is_file():
-        last = checkpoint.load_raw(out / "last.pt", ("fixmatch", "ema", "optimizer"))
-        if last["fixmatch"] == cfg_dict:
-            model.load_state_dict(last["model"])
-            ema.load_state_dict(last["ema"])
-            opt.load_state_dict(last["optimizer"])
-            sched.load_state_dict(last["scheduler"])
-            running, history, best = last["running"], last["history"], last["best"]
-            select.load(last["selector"])
-            first = len(history)
-            log.info("resuming %s after epoch %d", out, first)
-    # what describes the model (classes, model_config, recipe), not another run's state
-    base = {key: ck[key] for key in ("model_config", "classes", "config") if key in ck}
-    amp = dict(device_type="cpu", dtype=torch.bfloat16, enabled=fc.bf16)
-    last_epoch = fc.epochs if stop_after is None else min(fc.epochs, first + stop_after)
-    for epoch in range(first, last_epoch):
-        t0 = time.time()
+
+def _best(state: dict, step) -> dict:
+    if state["best_epoch"] < 1:
+        return {"epoch": 0, "val_accuracy": step.start_acc}
+    return {"epoch": state["best_epoch"], "val_accuracy": state["best"]}
+
+
+class FixMatchStep:
+    """One FixMatch epoch per call, for train/epochs.py's loop."""
+
+    def __init__(self, model_ckpt, lab: FaceArray, unl: FaceArray, val_ds: FaceArray,
+                 fc: FixMatchConfig, progress: bool):
+        ck = checkpoint.load(model_ckpt)
+        classes, self.mc = list(ck["classes"]), ck["model_config"]
+        for name, ds in (("labelled", lab), ("val", val_ds)):
+            if list(ds.classes) != classes:
+                raise ConfigError(f"fixmatch: {name} classes {list(ds.classes)} differ from "
+                                  f"the model's {classes}")
+        torch.set_num_threads(fc.threads)
+        self.fc, self.lab, self.unl, self.val_ds, self.progress = fc, lab, unl, val_ds, progress
+        self.classes, k = classes, len(classes)
+        self.model = checkpoint.build_from_checkpoint(ck).to(memory_format=torch.channels_last)
+        self.ema = copy.deepcopy(self.model).eval()
+        self.opt = torch.optim.AdamW(param_groups(
+            (p for p in self.model.parameters() if p.requires_grad), fc.weight_decay), lr=fc.lr)
+        self.steps = max(1, math.ceil(len(unl) / (fc.batch_size * fc.mu)))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lr_lambda("cosine", fc.epochs * self.steps, 0, 0.0))
+        self.prior = torch.from_numpy(np.bincount(lab.labels, minlength=k) / len(lab)).float()
+        self.running = self.prior.clone()
+        self.select = Thresholds(fc.thresholds, fc.threshold, k, len(unl))
+        self.xl, self.xu, self.xva = (images_to_tensor(d.images) for d in (lab, unl, val_ds))
+        self.yl = torch.from_numpy(lab.labels)
+        self.weak = AugmentConfig(flip=True, rotate=0.0, scale=0.0, shift=0.125, erase_p=0.0)
+        self.strong = AugmentConfig(flip=True, rotate=fc.strong_rotate, scale=fc.strong_scale,
+                                    shift=fc.strong_shift, erase_p=1.0,
+                                    erase_area=fc.strong_erase)
+        self.cfg_dict = dataclasses.asdict(fc)
+        self.start_acc = self._validate(self.model)["accuracy"]
+        # what describes the model (classes, model_config, recipe), not another run's state
+        self.base = {key: ck[key] for key in ("model_config", "classes", "config") if key in ck}
+
+    def _validate(self, net) -> dict:
+        z = predict_logits(net, self.xva, self.mc["mean"], self.mc["std"], tta=True)
+        return classification_report(torch.softmax(z, 1).numpy(), self.val_ds.labels,
+                                      self.classes)
+
+    def load(self, last: dict) -> None:
+        self.model.load_state_dict(last["model"])
+        self.ema.load_state_dict(last["ema"])
+        self.opt.load_state_dict(last["optimizer"])
+        self.sched.load_state_dict(last["scheduler"])
+        self.running = last["running"]
+        self.select.load(last["selector"])
+
+    def train_epoch(self, epoch: int) -> dict:
+        from tqdm import tqdm
+        fc, k = self.fc, len(self.classes)
+        b, ub = fc.batch_size, fc.batch_size * fc.mu
         g = torch.Generator().manual_seed(fc.seed * 1000 + epoch)
         torch.manual_seed(fc.seed * 1000 + epoch)
         rng = np.random.default_rng(fc.seed * 1000 + epoch)
-        uorder = rng.permutation(len(unl))
-        lorder = np.concatenate([rng.permutation(len(lab))
-                                 for _ in range(math.ceil(steps * b / len(lab)))])
-        taken, right, known, sums = np.zeros(k, np.int64), 0, 0, np.zeros(2)
-        bar = tqdm(total=steps, desc=f"fixmatch {epoch + 1}/{fc.epochs}", leave=False,
-                   disable=not progress, dynamic_ncols=True)
-        for s in range(steps):
-            ui, li = uorder[s * ub:(s + 1) * ub], lorder[s * b:(s + 1) * b]
-            xun = to_input(xu[ui], mc["mean"], mc["std"])
-            with torch.no_grad(), torch.autocast(**amp):
-                model.eval()
-                pw = torch.softmax(model(augment(xun, weak, g).contiguous(
-                    memory_format=torch.channels_last)).float(), 1)
-            if fc.align:
-                pw, running = align(pw, prior, running)
-            mask, pseudo = select(pw, ui)
-            mask = mask.float()
-            model.train()
-            xs = photometric(augment(xun, strong, g), fc.brightness, fc.contrast, g)
-            x = torch.cat([augment(to_input(xl[li], mc["mean"], mc["std"]), weak, g), xs])
-            with torch.autocast(**amp):
-                logits = model(x.contiguous(memory_format=torch.channels_last)).float()
-            loss_l = F.cross_entropy(logits[:len(li)], yl[li])
-            loss_u = (F.cross_entropy(logits[len(li):], pseudo, reduction="none") * mask).mean()
-            opt.zero_grad(set_to_none=True)
-            (loss_l + fc.lambda_u * loss_u).backward()
-            opt.step()
-            sched.step()
-            _ema_update(ema, model, fc.ema)
-            sel = mask.bool().numpy()
-            taken += np.bincount(pseudo.numpy()[sel], minlength=k)
-            hidden = unl.labels[ui][sel]
-            right += int((hidden == pseudo.numpy()[sel])[hidden >= 0].sum())
-            known += int((hidden >= 0).sum())
-            sums += (loss_l.item(), loss_u.item())
+        uorder = rng.permutation(len(self.unl))
+        lorder = np.concatenate([rng.permutation(len(self.lab))
+                                 for _ in range(math.ceil(self.steps * b / len(self.lab)))])
+        stats = {"taken": np.zeros(k, np.int64), "right": 0, "known": 0, "sums": np.zeros(2)}
+        bar = tqdm(total=self.steps, desc=f"fixmatch {epoch + 1}/{fc.epochs}", leave=False,
+                   disable=not self.progress, dynamic_ncols=True)
+        for s in range(self.steps):
+            self._step(uorder[s * ub:(s + 1) * ub], lorder[s * b:(s + 1) * b], g, stats)
             bar.update(1)
-            bar.set_postfix(loss_l=f"{sums[0] / (s + 1):.3f}", mask=f"{taken.sum() / ((s + 1) * ub):.2f}")
+            bar.set_postfix(loss_l=f"{stats['sums'][0] / (s + 1):.3f}",
+                            mask=f"{stats['taken'].sum() / ((s + 1) * ub):.2f}")
         bar.close()
-        rep = validate(ema)
-        row = {"epoch": epoch + 1, "loss_labelled": sums[0] / steps,
-               "loss_unlabelled": sums[1] / steps, "selected": int(taken.sum()), "of": len(unl),
-               "per_class": {c: int(n) for c, n in zip(classes, taken)},
-               "purity": right / known if known else None,
-               "thresholds": {c: round(float(t), 4) for c, t in zip(classes, select.per_class())},
-               "val_accuracy": rep["accuracy"],
-               "val_macro_f1": rep["macro_f1"], "seconds": time.time() - t0}
-        history.append(row)
+        return stats
+
+    def _step(self, ui, li, g, stats) -> None:
+        """One FixMatch step: weak-view pseudo-labels, then labelled + strong-view loss."""
+        fc, mc, model = self.fc, self.mc, self.model
+        amp = dict(device_type="cpu", dtype=torch.bfloat16, enabled=fc.bf16)
+        xun = to_input(self.xu[ui], mc["mean"], mc["std"])
+        with torch.no_grad(), torch.autocast(**amp):
+            model.eval()
+            pw = torch.softmax(model(augment(xun, self.weak, g).contiguous(
+                memory_format=torch.channels_last)).float(), 1)
+        if fc.align:
+            pw, self.running = align(pw, self.prior, self.running)
+        mask, pseudo = self.select(pw, ui)
+        mask = mask.float()
+        model.train()
+        xs = photometric(augment(xun, self.strong, g), fc.brightness, fc.contrast, g)
+        x = torch.cat([augment(to_input(self.xl[li], mc["mean"], mc["std"]), self.weak, g), xs])
+        with torch.autocast(**amp):
+            logits = model(x.contiguous(memory_format=torch.channels_last)).float()
+        loss_l = F.cross_entropy(logits[:len(li)], self.yl[li])
+        loss_u = (F.cross_entropy(logits[len(li):], pseudo, reduction="none") * mask).mean()
+        self.opt.zero_grad(set_to_none=True)
+        (loss_l + fc.lambda_u * loss_u).backward()
+        self.opt.step()
+        self.sched.step()
+        _ema_update(self.ema, model, fc.ema)
+        sel = mask.bool().numpy()
+        stats["taken"] += np.bincount(pseudo.numpy()[sel], minlength=len(self.classes))
+        hidden = self.unl.labels[ui][sel]
+        stats["right"] += int((hidden == pseudo.numpy()[sel])[hidden >= 0].sum())
+        stats["known"] += int((hidden >= 0).sum())
+        stats["sums"] += (loss_l.item(), loss_u.item())
+
+    def evaluate(self, epoch: int) -> tuple[dict, str]:
+        return self._validate(self.ema), "ema"
+
+    def history_row(self, epoch, stats, rep, which, seconds) -> dict:
+        taken, classes = stats["taken"], self.classes
+        row = {"epoch": epoch + 1, "loss_labelled": stats["sums"][0] / self.steps,
+               "loss_unlabelled": stats["sums"][1] / self.steps, "selected": int(taken.sum()),
+               "of": len(self.unl), "per_class": {c: int(n) for c, n in zip(classes, taken)},
+               "purity": stats["right"] / stats["known"] if stats["known"] else None,
+               "thresholds": {c: round(float(t), 4)
+                              for c, t in zip(classes, self.select.per_class())},
+               "val_accuracy": rep["accuracy"], "val_macro_f1": rep["macro_f1"],
+               "seconds": seconds}
         log.info("fixmatch epoch %d/%d: %d/%d faces over the threshold %s purity %s val %.4f "
-                 "(%.0fs)", epoch + 1, fc.epochs, row["selected"], len(unl), row["per_class"],
-                 None if row["purity"] is None else round(row["purity"], 3), rep["accuracy"],
-                 row["seconds"])
-        if rep["accuracy"] > best["val_accuracy"]:
-            best = {"epoch": epoch + 1, "val_accuracy": rep["accuracy"]}
-            checkpoint.save(out / "best.pt", {**base, "model": ema.state_dict(), "val_report": rep,
-                                              "epoch": epoch + 1, "fixmatch": cfg_dict})
-        checkpoint.save(out / "last.pt", {**base, "model": model.state_dict(),
-                                          "ema": ema.state_dict(), "optimizer": opt.state_dict(),
-                                          "scheduler": sched.state_dict(), "running": running,
-                                          "selector": select.state(),
-                                          "history": history, "best": best, "fixmatch": cfg_dict})
-        write_json(out / "history.json", {"config": cfg_dict, "start": start_acc,
-                                          "epochs": history, "best": best})
-    return {"start": start_acc, "epochs": history, "best": best}
+                 "(%.0fs)", epoch + 1, self.fc.epochs, row["selected"], len(self.unl),
+                 row["per_class"], None if row["purity"] is None else round(row["purity"], 3),
+                 rep["accuracy"], seconds)
+        return row
+
+    def best_payload(self, rep, which, epoch) -> dict:
+        return {**self.base, "model": self.ema.state_dict(), "val_report": rep,
+                "epoch": epoch + 1, "fixmatch": self.cfg_dict}
+
+    def last_payload(self, state) -> dict:
+        return {**self.base, "model": self.model.state_dict(), "ema": self.ema.state_dict(),
+                "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                "running": self.running, "selector": self.select.state(), "state": state,
+                "history": state["history"], "best": _best(state, self),
+                "fixmatch": self.cfg_dict}
+
+    def write_history(self, out: Path, state: dict) -> None:
+        write_json(out / "history.json", {"config": self.cfg_dict, "start": self.start_acc,
+                                          "epochs": state["history"],
+                                          "best": _best(state, self)})
+
+    def after_epoch(self, out: Path) -> None:
+        pass
