@@ -120,7 +120,63 @@ def bench_table():
                        f"{d['total_seconds']:.0f} | "
                        f"{d['median_train_images_per_s']:.0f} | "
                        f"{'epoch %d after %.0f s' % (r['epoch'], r['seconds']) if r else 'not reached'} |")
-    return "\n".join(out + research_tables())
+    return "\n".join(out + research_tables() + scale_tables())
+
+
+def scale_tables() -> list[str]:
+    """Issue 16-18 tables: the stem A/B, the server under load, engines and DDP."""
+    out = []
+    ab = load("stem_ab")
+    if ab:
+        st = ab["setup"]
+        out.append(f"\nInput-resolution A/B (`benchmarks/stem_ab.py`): resnet18 w40, "
+                   f"`{st['recipe']}` for {st['epochs']} epochs, seed {st['seed']}, FER2013 val "
+                   f"with flip TTA:\n")
+        out.append("| variant | MMACs per face | val acc (best epoch) | last epoch | "
+                   "median s/epoch |")
+        out.append("|---|---|---|---|---|")
+        for r in ab["rows"]:
+            out.append(f"| {r['variant']} | {r['macs_per_face'] / 1e6:.0f} | "
+                       f"{r['val_accuracy_best']:.4f} ({r['best_epoch']}) | "
+                       f"{r['val_accuracy_last']:.4f} | {r['median_epoch_seconds']:.0f} |")
+    sl = load("serve_load")
+    if sl:
+        out.append(f"\n`ferkit serve` under load on 127.0.0.1 (`benchmarks/serve_load.py`): "
+                   f"{sl['setup']['photo']} ({sl['setup']['faces_per_photo']} faces) per request, "
+                   f"server `{' '.join(sl['setup']['server'])}`, clients on the same 2 cores:\n")
+        out.append("| clients | requests | requests/s | p50 ms | p99 ms | errors |")
+        out.append("|---|---|---|---|---|---|")
+        for r in sl["levels"]:
+            out.append(f"| {r['clients']} | {r['requests']} | {r['requests_per_s']:.1f} | "
+                       f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['errors']} |")
+        o = sl["overload"]
+        out.append(f"\nOverload (no queue, 1 analysis at a time, {o['clients']} clients): "
+                   f"{o['status_codes'].get('503', 0)} of {o['requests']} requests answered 503 "
+                   f"with Retry-After, {o['status_codes'].get('200', 0)} served.")
+    en = load("engines")
+    if en:
+        st = en["setup"]
+        out.append(f"\nAnalysis engines (`benchmarks/engines.py`): {st['photos']} photos and "
+                   f"{st['videos']} copies of the video ({st['video_frames_each']} frames each), "
+                   f"local Ray cluster on {st['cpus']} CPUs (start-up "
+                   f"{st['ray_local_cluster_start_s']:.1f} s, not counted):\n")
+        out.append("| engine | seconds | files/s | frames/s | faces |")
+        out.append("|---|---|---|---|---|")
+        for r in en["rows"]:
+            out.append(f"| {r['engine']} | {r['seconds']:.1f} | {r['files_per_s']:.2f} | "
+                       f"{r['frames_per_s']:.1f} | {r['faces']} |")
+    dd = load("ddp_speed")
+    if dd:
+        out.append(f"\nDDP training throughput (`benchmarks/ddp_speed.py`, "
+                   f"{dd['setup']['model']}, bf16, global batch 128, 2 cores):\n")
+        out.append("| processes x threads | images/s |")
+        out.append("|---|---|")
+        for r in dd["rows"]:
+            out.append(f"| {r['processes']} x {r['threads_per_process']} | "
+                       f"{r['images_per_s']:.0f} |")
+        out.append(f"\n2 processes run at {dd['speedup_2_processes']:.2f}x one on this "
+                   f"machine: there is no third core, and each step adds an all-reduce.")
+    return out
 
 
 def research_tables() -> list[str]:
@@ -253,16 +309,27 @@ def research_tables() -> list[str]:
     return out
 
 
+FILES = ("README.md", "docs/models.md", "docs/benchmarks.md")
+
+
+def render(text: str, tables: dict[str, str]) -> str:
+    """``text`` with every <!-- TAG:BEGIN -->...<!-- TAG:END --> block it has refilled."""
+    for tag, table in tables.items():
+        block = f"<!-- {tag}:BEGIN -->\n{table}\n<!-- {tag}:END -->"
+        text = re.sub(rf"<!-- {tag}:BEGIN -->.*?<!-- {tag}:END -->", lambda m: block, text,
+                      flags=re.S)
+    return text
+
+
+def tables() -> dict[str, str]:
+    return {"MODELS": models_table(), "BENCH": bench_table()}
+
+
 def main():
-    readme = ROOT / "README.md"
-    s = readme.read_text()
-    for tag, text in (("MODELS", models_table()), ("BENCH", bench_table())):
-        block = f"<!-- {tag}:BEGIN -->\n{text}\n<!-- {tag}:END -->"
-        if f"<!-- {tag}:BEGIN -->" in s:
-            s = re.sub(rf"<!-- {tag}:BEGIN -->.*?<!-- {tag}:END -->", lambda m: block, s, flags=re.S)
-        else:
-            s = s.replace(f"{tag}_TABLE", block)
-    readme.write_text(s)
+    t = tables()
+    for name in FILES:
+        path = ROOT / name
+        path.write_text(render(path.read_text(), t))
 
 
 if __name__ == "__main__":

@@ -131,3 +131,31 @@ def test_card_of_a_fine_tuned_run_lists_both_stages(tiny_run, small_fer, tmp_pat
     assert stages[1]["init_from"] == str(tiny_run / "best.pt") and stages[0]["epochs"] == 2
     assert card["training"]["train_seconds"] == pytest.approx(
         sum(s["train_seconds"] for s in stages))
+
+
+def test_paired_accuracy_mcnemar_exact():
+    import numpy as np
+
+    from ferkit.evaluate import paired_accuracy
+    a = np.array([1] * 10 + [0] * 2 + [1] * 5, bool)
+    b = np.array([0] * 10 + [1] * 2 + [1] * 5, bool)
+    p = paired_accuracy(a, b)
+    assert (p["only_a_right"], p["only_b_right"]) == (10, 2)
+    # exact two-sided binomial(12, 1/2): 2 * P(X <= 2) = 2 * 79 / 4096
+    assert p["mcnemar_p"] == pytest.approx(2 * 79 / 4096)
+    assert p["difference"] == pytest.approx(8 / 17)
+    assert paired_accuracy(a, a)["mcnemar_p"] == 1.0
+
+
+def test_evaluate_compare_two_models_on_the_same_faces(small_fer, tmp_path, capsys):
+    import json
+    out = tmp_path / "cmp.json"
+    assert main(["evaluate", "--data", str(small_fer / "val"), "--model", "default",
+                 "--compare-model", "fast", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["a"]["model_name"] == "default" and res["b"]["model_name"] == "fast"
+    assert res["paired"]["n"] == 56 == res["a"]["n"]
+    assert res["paired"]["accuracy_a"] == pytest.approx(res["a"]["accuracy"])
+    assert "McNemar p" in capsys.readouterr().out
+    assert main(["evaluate", "--data", str(small_fer / "val"), "--model", "default",
+                 "--compare-model", "ferplus"]) == 2

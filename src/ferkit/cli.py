@@ -128,9 +128,23 @@ def cmd_train(a) -> int:
 
 
 def cmd_evaluate(a) -> int:
-    from .evaluate import evaluate
+    from .evaluate import compare, evaluate
     from .io import write_json
 
+    if a.compare_model:
+        res = compare(a.data, a.model, a.compare_model, split=a.split,
+                      tta=a.tta == "flip" if a.tta else None, threads=a.threads,
+                      class_map=a.class_map, skip_bad=a.skip_bad, mc_dropout=a.mc_dropout)
+        if a.json:
+            write_json(a.json, res)
+        p = res["paired"]
+        lo, hi = p["ci95"]
+        print(f"{res['a']['model_name']} {p['accuracy_a']:.4f} vs {res['b']['model_name']} "
+              f"{p['accuracy_b']:.4f} on the same {p['n']} faces: difference "
+              f"{p['difference']:+.4f} [{lo:+.4f}, {hi:+.4f}]; only the first right on "
+              f"{p['only_a_right']}, only the second on {p['only_b_right']}; McNemar p = "
+              f"{p['mcnemar_p']:.2g}")
+        return 0
     rep = evaluate(a.data, a.model, split=a.split, tta=a.tta == "flip" if a.tta else None,
                    threads=a.threads, class_map=a.class_map, skip_bad=a.skip_bad,
                    plots=a.plots, mc_dropout=a.mc_dropout)
@@ -322,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", help="folder for confusion matrix, reliability, selective PNGs")
     p.add_argument("--mc-dropout", type=int, default=0, metavar="T",
                    help="score the mean of T Monte-Carlo dropout passes")
+    p.add_argument("--compare-model", default=None, metavar="MODEL",
+                   help="a second model on the same faces: both reports and a paired test "
+                   "(McNemar, accuracy difference with its 95%% interval)")
     p = sub.add_parser("calibrate", help="fit temperature scaling on val; store it in the card")
     p.add_argument("--model", default=None, help="shipped name or .onnx (its card is updated)")
     p.add_argument("--data", required=True)
