@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import ROOT, SHARED, write_result
+from _common import SHARED, write_result
 
 FER = SHARED / "datasets" / "fer2013"
 
