@@ -21,8 +21,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", default=str(ROOT / "runs"), help="folder of training runs")
     args = ap.parse_args()
-    from ferkit.evaluate import evaluate
-    from ferkit.zoo import shipped
+    from ferkit.evaluation.evaluate import evaluate
+    from ferkit.zoo.shipped import shipped
 
     out = {"models": []}
     for ref in shipped():

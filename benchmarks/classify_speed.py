@@ -26,7 +26,7 @@ def main():
     from ferkit.analysis.classify import OnnxClassifier
     from ferkit.data import load_dataset
     from ferkit.io import write_json
-    from ferkit.zoo import shipped
+    from ferkit.zoo.shipped import shipped
 
     faces = load_dataset(SHARED / "datasets/fer2013", "val").images[:512]
     rows = []

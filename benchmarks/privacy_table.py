@@ -62,7 +62,7 @@ def main():
                     "regularisation until it memorises (0: skip)")
     args = ap.parse_args()
 
-    from ferkit.audit import audit_arrays, compare_audits
+    from ferkit.privacy.audit import audit_arrays, compare_audits
     from ferkit.train.config import TrainConfig
     from ferkit.train.private import DPConfig, train_private
     from ferkit.train.trainer import Trainer
@@ -166,7 +166,7 @@ def main():
                "n_members": audit["n_members"], "member_accuracy": audit["member_accuracy"],
                "non_member_accuracy": audit["non_member_accuracy"]}
         if out is None:
-            from ferkit.zoo import resolve
+            from ferkit.zoo.shipped import resolve
             row.update(run="assets/default.onnx",
                        val_accuracy=resolve("default").card["metrics"]["val"]["accuracy"])
         else:

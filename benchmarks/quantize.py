@@ -33,9 +33,9 @@ def main():
     ap.add_argument("--repeats", type=int, default=15)
     args = ap.parse_args()
     from ferkit.data import load_dataset
-    from ferkit.evaluate import evaluate
-    from ferkit.quantize import calibration_faces, quantize_model
-    from ferkit.zoo import resolve
+    from ferkit.evaluation.evaluate import evaluate
+    from ferkit.zoo.quantize import calibration_faces, quantize_model
+    from ferkit.zoo.shipped import resolve
 
     data = SHARED / "datasets" / "fer2013"
     faces = load_dataset(data, "val").images[:512]

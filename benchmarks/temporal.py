@@ -33,7 +33,7 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "runs" / "temporal"))
     args = ap.parse_args()
     from ferkit.analysis.pipeline import Analyzer
-    from ferkit.sequence import train_temporal
+    from ferkit.train.sequence import train_temporal
     rep = train_temporal(args.model, SHARED / "datasets" / "fer2013", args.out)
     import cv2
     video = str(SHARED / "media" / "short_hamilton_clip.mp4")

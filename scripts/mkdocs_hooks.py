@@ -26,7 +26,7 @@ def _walk(parser, prefix: str, out: list[str], level: int) -> None:
 def cli_markdown() -> str:
     sys.path.insert(0, str(ROOT / "src"))
     os.environ["COLUMNS"] = "100"
-    from ferkit.cli import build_parser
+    from ferkit.cli.commands import build_parser
     parser = build_parser()
     out = ["# Command-line reference", "",
            "Generated from the argparse parsers at every docs build.", "",

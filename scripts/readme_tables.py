@@ -19,7 +19,7 @@ def load(name):
 
 
 def models_table():
-    from ferkit.zoo import shipped
+    from ferkit.zoo.shipped import shipped
     speed = load("classify_speed") or {"rows": []}
     sp = {(r["model"], r["threads"], r["batch"]): r["faces_per_s"] for r in speed["rows"]}
     lines = ["| name | architecture | classes | val accuracy (flip TTA) | macro-F1 | "

@@ -24,8 +24,8 @@ def main(specs):
     import numpy as np
 
     from ferkit.data import load_dataset
-    from ferkit.export import export
     from ferkit.train import checkpoint
+    from ferkit.zoo.export import export
     assets = ROOT / "src" / "ferkit" / "assets"
     for spec in specs:
         if spec.startswith("cal:"):
@@ -50,8 +50,8 @@ def main(specs):
 
 
 def _ship_int8(assets: Path, src: str, name: str) -> None:
-    from ferkit.quantize import calibration_faces, quantize_model
-    from ferkit.zoo import resolve
+    from ferkit.zoo.quantize import calibration_faces, quantize_model
+    from ferkit.zoo.shipped import resolve
     card = resolve(src).card
     data = card["training_data"]["source"]
     onnx = assets / f"{name}.onnx"
@@ -63,7 +63,7 @@ def _measure(onnx: Path) -> None:
     """Fit the calibration on val, then write the calibrated model's val metrics."""
     import json
 
-    from ferkit.evaluate import calibrate_and_measure
+    from ferkit.evaluation.evaluate import calibrate_and_measure
     val_src = json.loads(onnx.with_suffix(".json").read_text())["training_data"]["val_source"]
     card = calibrate_and_measure(onnx, val_src)
     print(onnx.stem, card["metrics"]["val"], "T", round(card["temperature"], 3),

@@ -67,7 +67,7 @@ def tiny_run(small_fer, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_onnx(tiny_run, small_fer) -> Path:
     from ferkit.data import load_dataset
-    from ferkit.export import export
+    from ferkit.zoo.export import export
     imgs = load_dataset(small_fer, "val").images
     out = tiny_run / "tiny.onnx"
     export(tiny_run / "best.pt", out, parity_images=imgs,

@@ -11,7 +11,7 @@ from conftest import SHARED
 from ferkit.analysis.pipeline import Analyzer
 from ferkit.cli import main
 from ferkit.errors import ConfigError
-from ferkit.zoo import resolve
+from ferkit.zoo.shipped import resolve
 
 MEDIA = SHARED / "media"
 VIDEO = MEDIA / "short_hamilton_clip.mp4"

@@ -17,7 +17,7 @@ PHOTO = SHARED / "media" / "obama_and_biden.jpg"
 def test_grad_cam_maps_are_normalised_and_class_specific():
     import torch
 
-    from ferkit.explain import grad_cam, load_torch_model
+    from ferkit.evaluation.explain import grad_cam, load_torch_model
     from ferkit.train.loop import to_input
     net, classes, mc = load_torch_model("default")
     happy = SHARED / "datasets" / "fer2013" / "val" / "happy"
@@ -52,7 +52,7 @@ def test_explain_cli_writes_a_strip_per_face_and_a_grid(tmp_path, capsys):
 
 def test_explain_refuses_unknown_classes_and_no_faces(tmp_path, capsys):
     with pytest.raises(ConfigError, match="bewildered"):
-        from ferkit.explain import explain
+        from ferkit.evaluation.explain import explain
         explain([str(PHOTO)], tmp_path, classes=["bewildered"])
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((200, 200, 3), 127, np.uint8))

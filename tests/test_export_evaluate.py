@@ -9,8 +9,8 @@ from conftest import FER, real_faces
 from ferkit.analysis.classify import OnnxClassifier
 from ferkit.cli import main
 from ferkit.errors import ModelError
-from ferkit.evaluate import evaluate
-from ferkit.metrics import classification_report
+from ferkit.evaluation.evaluate import evaluate
+from ferkit.evaluation.metrics import classification_report
 from ferkit.train import checkpoint
 
 REQUIRED = {"accuracy", "macro_f1", "balanced_accuracy", "per_class",
@@ -120,7 +120,7 @@ def test_shared_val_exists_for_benchmarks():
 def test_card_of_a_fine_tuned_run_lists_both_stages(tiny_run, small_fer, tmp_path):
     """A run started --init-from another run's checkpoint (e.g. the default's second cosine
     cycle): its card sums both stages' training time and names where it started."""
-    from ferkit.export import export
+    from ferkit.zoo.export import export
     out = tmp_path / "stage2"
     assert main(["train", "--data", str(small_fer), "--model", "resnet_fast", "--width", "8",
                  "--epochs", "1", "--batch-size", "32", "--out", str(out), "--no-progress",
@@ -136,7 +136,7 @@ def test_card_of_a_fine_tuned_run_lists_both_stages(tiny_run, small_fer, tmp_pat
 def test_paired_accuracy_mcnemar_exact():
     import numpy as np
 
-    from ferkit.evaluate import paired_accuracy
+    from ferkit.evaluation.evaluate import paired_accuracy
     a = np.array([1] * 10 + [0] * 2 + [1] * 5, bool)
     b = np.array([0] * 10 + [1] * 2 + [1] * 5, bool)
     p = paired_accuracy(a, b)

@@ -10,7 +10,6 @@ import torch
 from conftest import FERPLUS
 
 from ferkit.errors import ConfigError
-from ferkit.semantic import label_vectors, similarity, source
 from ferkit.train.config import TrainConfig
 from ferkit.train.losses import (
     HardSampleReweighter,
@@ -20,6 +19,7 @@ from ferkit.train.losses import (
     per_sample_loss,
     prepare_targets,
 )
+from ferkit.train.semantic import label_vectors, similarity, source
 from ferkit.train.trainer import Trainer
 
 CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
@@ -104,8 +104,8 @@ def test_training_options_run_end_to_end(small_fer, tmp_path, extra):
 def test_semantic_model_exports_and_predicts_the_nearest_label(small_fer, tmp_path):
     from ferkit.analysis.classify import OnnxClassifier
     from ferkit.data import load_dataset
-    from ferkit.export import export
     from ferkit.train import checkpoint
+    from ferkit.zoo.export import export
     cfg = TrainConfig.from_dict({"data": str(small_fer), "model": "resnet_fast", "width": 8,
                                  "epochs": 1, "batch_size": 32, "threads": 1, "loss": "semantic"})
     Trainer(cfg, tmp_path, progress=False).fit()

@@ -7,9 +7,9 @@ import pytest
 import torch
 from conftest import SHARED
 
-from ferkit.audit import attack_report, auc_ci95, dp_bounds, privacy_audit, roc
 from ferkit.cli import main
 from ferkit.errors import ConfigError
+from ferkit.privacy.audit import attack_report, auc_ci95, dp_bounds, privacy_audit, roc
 from ferkit.train import checkpoint
 from ferkit.train.config import TrainConfig
 from ferkit.train.private import DPConfig, train_private
@@ -48,7 +48,7 @@ def test_dp_training_spends_at_most_the_target_epsilon(dp_run):
 
 
 def test_dp_model_card_carries_the_privacy_block(dp_run, tmp_path):
-    from ferkit.export import export
+    from ferkit.zoo.export import export
     out, _ = dp_run
     card = export(out / "best.pt", tmp_path / "dp.onnx", evaluate_val=False)
     assert card["privacy"]["accountant"] == "prv" and card["privacy"]["delta"] > 0
@@ -130,7 +130,7 @@ def test_auc_interval_covers_chance_when_the_scores_carry_nothing():
 def test_delong_paired_test_on_known_scores():
     """DeLong against a brute-force count, and pairing: a leak both attacks share face by
     face cancels, so a small real difference is detected that separate intervals miss."""
-    from ferkit.roc_stats import delong_paired
+    from ferkit.privacy.roc_stats import delong_paired
     rng = np.random.default_rng(0)
     a_in, a_out = rng.normal(0.5, 1, 40).round(1), rng.normal(0, 1, 30).round(1)   # with ties
     psi = (a_in[:, None] > a_out[None]) + 0.5 * (a_in[:, None] == a_out[None])
@@ -143,8 +143,8 @@ def test_delong_paired_test_on_known_scores():
     assert same["difference"] == 0 and same["p_value"] == 1.0
     with pytest.raises(ValueError, match="same faces"):
         delong_paired(a_in, a_out, a_in[:-1], a_out)
-    from ferkit.audit import compare_audits
     from ferkit.errors import ConfigError
+    from ferkit.privacy.audit import compare_audits
     one = {"model": "m", "faces": "f", "n_members": 1, "n_non_members": 1,
            "attacks": {"loss_threshold": {"scores": (a_in[:1], a_out[:1])}}}
     with pytest.raises(ConfigError, match="at least 2"):        # a user error, not a crash
@@ -264,8 +264,8 @@ def test_analysis_writes_no_face_pixels_unless_asked(tmp_path):
 
 def test_in_memory_audit_reuses_its_shadow_models(dp_run, small_fer, tmp_path):
     """One set of shadow models serves every audited model (issue 4's table audits eight)."""
-    from ferkit.audit import audit_arrays
     from ferkit.data import load_dataset
+    from ferkit.privacy.audit import audit_arrays
     out, _ = dp_run
     train, val = load_dataset(small_fer, "train"), load_dataset(small_fer, "val")
     ref = load_dataset(SHARED / "datasets/fer2013/val", None).subset(np.arange(0, 3500, 25))

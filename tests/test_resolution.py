@@ -64,7 +64,7 @@ def test_random_crop_takes_windows_of_each_image():
 
 def test_crop_trained_model_exports_with_the_full_input(small_fer, tmp_path):
     from ferkit.data import load_dataset
-    from ferkit.export import export
+    from ferkit.zoo.export import export
     out = tmp_path / "crop"
     Trainer(cfg(small_fer, epochs=1, stem_stride=1, crop=40), out, progress=False).fit()
     ck = checkpoint.load(out / "best.pt")

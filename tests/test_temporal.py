@@ -13,7 +13,7 @@ from ferkit.analysis.temporal import TemporalHead
 from ferkit.cli import main
 from ferkit.io import atomic_path
 from ferkit.models.temporal import TemporalNet
-from ferkit.sequence import jitter_clip
+from ferkit.train.sequence import jitter_clip
 
 VIDEO = SHARED / "media" / "short_hamilton_clip.mp4"
 

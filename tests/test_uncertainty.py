@@ -6,7 +6,9 @@ import pytest
 from conftest import SHARED
 
 from ferkit.analysis.classify import OnnxClassifier
-from ferkit.calibration import (
+from ferkit.cli import main
+from ferkit.errors import ConfigError
+from ferkit.evaluation.calibration import (
     apply_top_label_map,
     cross_fitted_ece,
     fit_temperature,
@@ -15,10 +17,8 @@ from ferkit.calibration import (
     nll,
     selective,
 )
-from ferkit.cli import main
-from ferkit.errors import ConfigError
-from ferkit.evaluate import calibrate, evaluate
-from ferkit.metrics import expected_calibration_error
+from ferkit.evaluation.evaluate import calibrate, evaluate
+from ferkit.evaluation.metrics import expected_calibration_error
 
 
 def test_temperature_recovers_a_known_scale(rng):

@@ -9,7 +9,7 @@ Runtime, OpenCV) when first used, and torch only ever with the training commands
 """
 __version__ = "0.1.0"
 
-from .errors import ConfigError, DataError, FerkitError, ModelError  # noqa: E402
+from ferkit.errors import ConfigError, DataError, FerkitError, ModelError  # noqa: E402
 
 __all__ = ["__version__", "analyze", "load_model", "AnalysisResult", "Model", "FerkitError",
            "DataError", "ModelError", "ConfigError"]

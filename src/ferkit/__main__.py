@@ -1,7 +1,7 @@
 """`python -m ferkit ...` is the `ferkit` command."""
 import sys
 
-from .cli import main
+from ferkit.cli.commands import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FerkitError
-from .types import FaceResult, FrameResult
+from ferkit.errors import FerkitError
+from ferkit.types import FaceResult, FrameResult
 
 
 @dataclass
@@ -54,7 +54,7 @@ class AnalysisResult:
 
 def _items(source) -> list:
     """A path, folder, array or list of them -> a flat list of files and arrays."""
-    from .analysis.media import expand_inputs
+    from ferkit.analysis.media import expand_inputs
     if isinstance(source, np.ndarray):
         return [source]
     if isinstance(source, (str, Path)):
@@ -73,8 +73,8 @@ def analyze(source, *, model: str = "default", detector: str = "yunet", tta: boo
     smoothed as ``ferkit analyze`` does. A bad file raises FerkitError naming it, or with
     ``skip_bad`` is listed in ``result.failed``. Pass ``analyzer`` (an Analyzer) to reuse
     loaded models across calls."""
-    from .analysis.media import is_video
-    from .analysis.pipeline import Analyzer, AnalyzerConfig
+    from ferkit.analysis.media import is_video
+    from ferkit.analysis.pipeline import Analyzer, AnalyzerConfig
     an = analyzer or Analyzer(AnalyzerConfig.build(model=model, detector=detector, tta=tta,
                                                    abstain=abstain, threads=threads))
     result = AnalysisResult(classes=list(an.classes))
@@ -106,7 +106,7 @@ class Model:
     """A shipped or exported classifier for aligned face crops (see ``load_model``)."""
 
     def __init__(self, name: str = "default", *, threads: int = 1, tta: bool | None = None):
-        from .analysis.classify import OnnxClassifier
+        from ferkit.analysis.classify import OnnxClassifier
         self._clf = OnnxClassifier(name, threads=threads, tta=tta)
 
     @property

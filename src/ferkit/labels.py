@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import ConfigError
+from ferkit.errors import ConfigError
 
 FER2013 = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FERPLUS = ("neutral", "happy", "surprise", "sad", "angry", "disgust", "fear", "contempt")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..types import FaceBox, FaceCrop
+from ferkit.types import FaceBox, FaceCrop
 
 # Median YuNet landmarks on FER2013 val faces, normalised to the crop and made symmetric
 # (scripts/fer_template.py): eyes, nose tip, mouth corners.

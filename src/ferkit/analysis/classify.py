@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..calibration import apply_top_label_map, mc_statistics, softmax
-from ..data.images import convert_channels, fit_size
-from ..errors import ModelError
-from ..zoo import ModelRef, resolve
+from ferkit.data.images import convert_channels, fit_size
+from ferkit.errors import ModelError
+from ferkit.evaluation.calibration import apply_top_label_map, mc_statistics, softmax
+from ferkit.zoo.shipped import ModelRef, resolve
 
 __all__ = ["OnnxClassifier", "softmax"]
 

@@ -9,8 +9,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from ..errors import ConfigError, ModelError
-from ..types import FaceBox
+from ferkit.errors import ConfigError, ModelError
+from ferkit.types import FaceBox
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "detectors"
 YUNET_FILE = ASSETS / "face_detection_yunet_2023mar.onnx"

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FerkitError
-from ..io import write_json
-from . import writers
-from .media import is_video, video_fps, video_frames
-from .track import TimelineBuilder
+from ferkit.analysis import writers
+from ferkit.analysis.media import is_video, video_fps, video_frames
+from ferkit.analysis.track import TimelineBuilder
+from ferkit.errors import FerkitError
+from ferkit.io import write_json
 
 log = logging.getLogger(__name__)
 ROW_FORMATS = ("jsonl", "csv")
@@ -123,7 +123,7 @@ def _photo(analyzer, path, name, opts, sinks, rec):
         log.warning("%s: no face found", path)
         rec["no_face"] = True
     if opts.annotate:
-        from .media import load_image
+        from ferkit.analysis.media import load_image
         img = load_image(path, analyzer.config.max_pixels)
         writers.write_image(opts.out / "annotated" / f"{name}.jpg",
                             writers.annotate(img, res, blur=opts.blur_faces))

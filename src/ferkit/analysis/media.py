@@ -10,9 +10,9 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from ..data.images import IMAGE_EXTS, to_uint8
-from ..errors import DataError
-from .imageinfo import header_size
+from ferkit.analysis.imageinfo import header_size
+from ferkit.data.images import IMAGE_EXTS, to_uint8
+from ferkit.errors import DataError
 
 log = logging.getLogger(__name__)
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}

@@ -8,14 +8,14 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..labels import negative_indices
-from ..types import FaceResult, FrameResult
-from .align import align_face
-from .classify import OnnxClassifier
-from .detect import make_detector
-from .media import DEFAULT_MAX_PIXELS, Frame, load_image, video_frames
-from .track import IoUTracker, SceneCut
+from ferkit.analysis.align import align_face
+from ferkit.analysis.classify import OnnxClassifier
+from ferkit.analysis.detect import make_detector
+from ferkit.analysis.media import DEFAULT_MAX_PIXELS, Frame, load_image, video_frames
+from ferkit.analysis.track import IoUTracker, SceneCut
+from ferkit.errors import ConfigError
+from ferkit.labels import negative_indices
+from ferkit.types import FaceResult, FrameResult
 
 
 @dataclass
@@ -151,7 +151,7 @@ class Analyzer:
         self._abstain = self.config.abstain_rule()
         self.temporal = None
         if c.temporal:
-            from .temporal import TemporalHead
+            from ferkit.analysis.temporal import TemporalHead
             if c.mc_dropout:
                 raise ConfigError("--temporal and --mc-dropout cannot be combined")
             self.temporal = TemporalHead(c.temporal)
@@ -267,7 +267,7 @@ class Analyzer:
 
     def analyze_paths(self, paths: Iterable[str]) -> Iterator[tuple[str, FrameResult | Exception]]:
         """Photos one by one; a bad file yields its error instead of stopping the batch."""
-        from ..errors import FerkitError
+        from ferkit.errors import FerkitError
         for p in paths:
             try:
                 yield p, self.analyze_image(p, source=p)

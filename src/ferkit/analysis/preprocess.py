@@ -10,13 +10,13 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data.images import IMAGE_EXTS
-from ..errors import DataError, FerkitError
-from ..io import write_json
-from . import writers
-from .align import align_face
-from .detect import make_detector
-from .media import load_image
+from ferkit.analysis import writers
+from ferkit.analysis.align import align_face
+from ferkit.analysis.detect import make_detector
+from ferkit.analysis.media import load_image
+from ferkit.data.images import IMAGE_EXTS
+from ferkit.errors import DataError, FerkitError
+from ferkit.io import write_json
 
 log = logging.getLogger(__name__)
 

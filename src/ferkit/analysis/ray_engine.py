@@ -9,10 +9,10 @@ import dataclasses
 import json
 import logging
 
-from ..errors import ConfigError, FerkitError
-from .inputs import analyze_input, done_record, plan
-from .pipeline import Analyzer, AnalyzerConfig
-from .run import RunOptions, RunSummary, finish
+from ferkit.analysis.inputs import analyze_input, done_record, plan
+from ferkit.analysis.pipeline import Analyzer, AnalyzerConfig
+from ferkit.analysis.run import RunOptions, RunSummary, finish
+from ferkit.errors import ConfigError, FerkitError
 
 log = logging.getLogger(__name__)
 
@@ -80,5 +80,5 @@ def run_analysis_ray(config: AnalyzerConfig, inputs: list, opts: RunOptions, *,
                 failed.append({"input": rec["input"], "error": rec["error"]})
             else:
                 records[rec["name"]] = rec
-    from ..zoo import resolve
+    from ferkit.zoo.shipped import resolve
     return finish(opts, todo, records, failed, False, resolve(config.model).classes)

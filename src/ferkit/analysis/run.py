@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..errors import FerkitError
-from ..io import write_json
-from . import writers
-from .inputs import analyze_input, done_record, part_dir, plan
-from .pipeline import Analyzer
+from ferkit.analysis import writers
+from ferkit.analysis.inputs import analyze_input, done_record, part_dir, plan
+from ferkit.analysis.pipeline import Analyzer
+from ferkit.errors import FerkitError
+from ferkit.io import write_json
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
+from ferkit.errors import ModelError
 
 
 def _sigmoid(x):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..types import FaceBox, FrameResult
+from ferkit.types import FaceBox, FrameResult
 
 
 def iou(a: FaceBox, b: FaceBox) -> float:

@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..io import atomic_path, write_text
-from ..types import FaceBox, FrameResult
+from ferkit.io import atomic_path, write_text
+from ferkit.types import FaceBox, FrameResult
 
 FIELDS = ["source", "frame", "time_s", "track_id", "x", "y", "w", "h", "det_score",
           "landmarks", "label", "confidence", "negative_score"]
@@ -98,7 +98,7 @@ class ParquetRows:
         try:
             import pyarrow  # noqa: F401
         except ImportError:
-            from ..errors import ConfigError
+            from ferkit.errors import ConfigError
             raise ConfigError("--format parquet needs pyarrow: pip install 'ferkit[scale]'") \
                 from None
         self.path, self.classes, self.rows = path, classes, []

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
-from ..labels import FERPLUS, ClassSpec
-from .dataset import FaceArray, LoadReport, assemble
-from .images import IMAGE_EXTS, convert_channels, fit_size, read_face
+from ferkit.data.arrays import FaceArray, LoadReport, assemble
+from ferkit.data.images import IMAGE_EXTS, convert_channels, fit_size, read_face
+from ferkit.errors import DataError
+from ferkit.labels import FERPLUS, ClassSpec
 
 USAGE_SPLIT = {"training": "train", "publictest": "val", "privatetest": "test"}
 FER_CSV_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -129,7 +129,7 @@ def read_folder(root: Path, *, spec: ClassSpec, size: int, channels: int, skip_b
 
 def _default_order(names):
     """FER2013 order when the names are FER2013 classes, else sorted."""
-    from ..labels import FER2013
+    from ferkit.labels import FER2013
     found = set(names)
     if found <= set(FER2013):
         return tuple(c for c in FER2013 if c in found)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from .common import Classifier, norm_layer
-from .registry import register
+from ferkit.models.common import Classifier, norm_layer
+from ferkit.models.registry import register
 
 
 class _Dense(nn.Module):

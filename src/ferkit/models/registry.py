@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from ..errors import ModelError
+from ferkit.errors import ModelError
 
 
 @dataclass(frozen=True)
@@ -34,12 +34,10 @@ def register(name: str, **defaults):
 
 
 def list_models() -> list[str]:
-    _ensure_loaded()
     return sorted(_REGISTRY)
 
 
 def model_defaults(name: str) -> dict:
-    _ensure_loaded()
     if name not in _REGISTRY:
         raise ModelError(f"unknown model {name!r}; choose one of {', '.join(list_models())}")
     return dict(_REGISTRY[name][1])
@@ -63,10 +61,6 @@ def create_model(name: str, num_classes: int = 7, in_chans: int = 1, **kwargs):
     model.config = ModelConfig(name, input_size, in_chans, mean, std,
                                {"num_classes": num_classes, **kwargs})
     return model
-
-
-def _ensure_loaded():
-    from . import cnn, resnet  # noqa: F401  (registration happens on first use)
 
 
 def count_macs(model, input_size: int = 48, in_chans: int = 1) -> int:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from .common import CenterCrop, Classifier, norm_layer
-from .registry import register
+from ferkit.models.common import CenterCrop, Classifier, norm_layer
+from ferkit.models.registry import register
 
 
 class BasicBlock(nn.Module):

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import cv2
 from fastapi import Query
 
-from ..analysis import writers
-from ..analysis.media import decode_image
-from .engine import AnalyzerPool
+from ferkit.analysis import writers
+from ferkit.analysis.media import decode_image
+from ferkit.serve.engine import AnalyzerPool
 
 
 @dataclass

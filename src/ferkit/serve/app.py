@@ -6,7 +6,6 @@ import hmac
 import logging
 import shutil
 from contextlib import asynccontextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
@@ -15,18 +14,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from .. import __version__
-from ..analysis.media import TooLargeError
-from ..errors import FerkitError, ModelError
-from ..zoo import shipped
-from .analyze import AnalyzeOptions, analyze_uploads, annotated_jpeg
-from .config import ServeConfig
-from .engine import AnalyzerPool, Gate, Overloaded
-from .jobs import RESULT_FILES, JobStore, new_state_dir
-from .uploads import BadRequest, read_uploads
+from ferkit import __version__
+from ferkit.analysis.media import TooLargeError
+from ferkit.errors import FerkitError, ModelError
+from ferkit.serve.analyze import AnalyzeOptions, analyze_uploads, annotated_jpeg
+from ferkit.serve.config import STATIC, ServeConfig
+from ferkit.serve.engine import AnalyzerPool, Gate, Overloaded
+from ferkit.serve.jobs import RESULT_FILES, JobStore, new_state_dir
+from ferkit.serve.uploads import BadRequest, read_uploads
+from ferkit.zoo.shipped import shipped
 
 log = logging.getLogger(__name__)
-STATIC = resources.files("ferkit.serve") / "static"
 
 
 def error(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
@@ -134,7 +132,7 @@ def create_app(cfg: ServeConfig) -> FastAPI:
         return Response(data, media_type=media)
 
     if cfg.survey is not None:
-        from .survey_api import survey_router
+        from ferkit.serve.survey_api import survey_router
         app.include_router(survey_router(cfg.survey))
 
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")

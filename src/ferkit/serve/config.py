@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
-from ..errors import ConfigError
+from ferkit.errors import ConfigError
+
+STATIC = resources.files("ferkit.serve") / "static"   # the browser app's files (no CDN)
 
 
 @dataclass

@@ -10,9 +10,9 @@ from contextlib import asynccontextmanager, contextmanager
 
 import anyio
 
-from ..analysis.pipeline import Analyzer, AnalyzerConfig
-from ..errors import ConfigError, ModelError
-from ..zoo import resolve, shipped
+from ferkit.analysis.pipeline import Analyzer, AnalyzerConfig
+from ferkit.errors import ConfigError, ModelError
+from ferkit.zoo.shipped import resolve, shipped
 
 
 class Overloaded(Exception):

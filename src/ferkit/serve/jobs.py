@@ -15,10 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..analysis.media import MediaError, open_capture
-from ..analysis.run import RunOptions, run_analysis
-from ..io import write_json
-from .engine import AnalyzerPool, Overloaded
+from ferkit.analysis.media import MediaError, open_capture
+from ferkit.analysis.run import RunOptions, run_analysis
+from ferkit.io import write_json
+from ferkit.serve.engine import AnalyzerPool, Overloaded
 
 log = logging.getLogger(__name__)
 RESULT_FILES = {"jsonl": ("faces.jsonl", "application/x-ndjson"),

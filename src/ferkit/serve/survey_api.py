@@ -8,8 +8,9 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
-from .survey_db import SurveyDB
-from .uploads import BadRequest
+from ferkit.serve.config import STATIC
+from ferkit.serve.survey_db import SurveyDB
+from ferkit.serve.uploads import BadRequest
 
 
 class Answer(BaseModel):
@@ -20,7 +21,6 @@ class Answer(BaseModel):
 
 
 def survey_router(path: Path) -> APIRouter:
-    from .app import STATIC
     db = SurveyDB(path)
     r = APIRouter(prefix="/survey")
 

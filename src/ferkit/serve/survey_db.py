@@ -10,9 +10,9 @@ import time
 import uuid
 from pathlib import Path
 
-from ..data.images import IMAGE_EXTS
-from ..errors import ConfigError, DataError
-from ..io import atomic_path
+from ferkit.data.images import IMAGE_EXTS
+from ferkit.errors import ConfigError, DataError
+from ferkit.io import atomic_path
 
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -11,9 +11,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..io import write_json, write_text
-from ..metrics import confusion
-from .survey_db import SurveyDB
+from ferkit.evaluation.metrics import confusion
+from ferkit.io import write_json, write_text
+from ferkit.serve.survey_db import SurveyDB
 
 
 def fleiss_kappa(counts: np.ndarray) -> float | None:
@@ -40,11 +40,11 @@ def cohen_kappa(a: np.ndarray, b: np.ndarray, k: int) -> float | None:
 
 def model_predictions(faces: list[dict], classes: list[str], model: str) -> np.ndarray:
     """The model's label index (in ``classes``) for each face image (already a crop)."""
-    from ..analysis.classify import OnnxClassifier
+    from ferkit.analysis.classify import OnnxClassifier
     clf = OnnxClassifier(model, threads=2)
     missing = set(classes) - set(clf.classes)
     if missing:
-        from ..errors import ConfigError
+        from ferkit.errors import ConfigError
         raise ConfigError(f"model {model!r} has no class {', '.join(sorted(missing))} of the "
                           f"survey; pick a model with the survey's classes")
     imgs = [cv2.imdecode(np.frombuffer(f["image"], np.uint8), cv2.IMREAD_UNCHANGED)
@@ -129,7 +129,7 @@ def _participants_csv(path: Path, report: dict) -> None:
 
 
 def _plots(out: Path, report: dict) -> None:
-    from ..plots import _plt, _save, confusion_matrix_png
+    from ferkit.evaluation.plots import _plt, _save, confusion_matrix_png
     classes = report["classes"]
     for name, s in [("all", report["all"]), *report["groups"].items()]:
         sfx = "" if name == "all" else f"_{name}"

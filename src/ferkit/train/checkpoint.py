@@ -5,8 +5,8 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ModelError
-from ..io import atomic_path
+from ferkit.errors import ModelError
+from ferkit.io import atomic_path
 
 
 def save(path: str | Path, payload: dict) -> None:
@@ -24,7 +24,7 @@ def load(path: str | Path) -> dict:
 
 def build_from_checkpoint(ck: dict):
     """Recreate the network of a checkpoint with its weights, in eval mode."""
-    from ..models import create_model
+    from ferkit.models import create_model
     mc = ck["model_config"]
     kw = {k: v for k, v in mc["kwargs"].items() if k != "num_classes"}
     model = create_model(mc["name"], mc["kwargs"]["num_classes"], mc["in_chans"], **kw)
@@ -55,7 +55,7 @@ def load_model(model: str | Path | None):
     if p is not None and p.suffix == ".pt":
         ck = load(p)
     else:
-        from ..zoo import resolve
+        from ferkit.zoo.shipped import resolve
         ref = resolve(model)
         name = ref.card.get("checkpoint")
         if not name or not (ref.path.parent / name).is_file():

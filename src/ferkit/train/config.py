@@ -7,8 +7,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError
-from .augment import AugmentConfig
+from ferkit.errors import ConfigError
+from ferkit.train.augment import AugmentConfig
 
 LOSSES = ("ce", "kl", "sample", "semantic", "semantic_smooth")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import ConfigError
+from ferkit.errors import ConfigError
 
 
 @dataclass

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from . import checkpoint
-from .report import record_session, write_history
+from ferkit.train import checkpoint
+from ferkit.train.report import record_session, write_history
 
 log = logging.getLogger(__name__)
 

@@ -28,14 +28,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data import FaceArray
-from ..errors import ConfigError
-from ..io import write_json
-from ..metrics import classification_report
-from . import checkpoint
-from .augment import AugmentConfig, augment, photometric
-from .epochs import run_epochs
-from .loop import images_to_tensor, lr_lambda, param_groups, predict_logits, to_input
+from ferkit.data import FaceArray
+from ferkit.errors import ConfigError
+from ferkit.evaluation.metrics import classification_report
+from ferkit.io import write_json
+from ferkit.train import checkpoint
+from ferkit.train.augment import AugmentConfig, augment, photometric
+from ferkit.train.epochs import run_epochs
+from ferkit.train.loop import images_to_tensor, lr_lambda, param_groups, predict_logits, to_input
 
 log = logging.getLogger(__name__)
 

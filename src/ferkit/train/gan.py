@@ -14,13 +14,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data import load_dataset
-from ..data.dataset import split_if_present
-from ..errors import ConfigError
-from ..io import write_json
-from ..models.gan import Discriminator, Generator
-from . import checkpoint
-from .loop import images_to_tensor
+from ferkit.data import load_dataset
+from ferkit.data.dataset import split_if_present
+from ferkit.errors import ConfigError
+from ferkit.io import write_json
+from ferkit.models.gan import Discriminator, Generator
+from ferkit.train import checkpoint
+from ferkit.train.loop import images_to_tensor
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +56,12 @@ class _Embedder:
     """Our classifier's pooled features of uint8 faces, for the Frechet distance."""
 
     def __init__(self, path: str | Path | None):
-        from .checkpoint import load_model
+        from ferkit.train.checkpoint import load_model
         self.net, _, self.mc = load_model(path)
 
     @torch.no_grad()
     def __call__(self, u8: torch.Tensor) -> np.ndarray:
-        from .loop import to_input
+        from ferkit.train.loop import to_input
         out = [self.net.embed(to_input(u8[i:i + 512], self.mc["mean"], self.mc["std"]))
                for i in range(0, len(u8), 512)]
         return torch.cat(out).numpy().astype(np.float64)
@@ -97,7 +97,7 @@ def generate(gen: Generator, labels: np.ndarray, seed: int, batch: int = 512) ->
 def write_png(path: Path, image: np.ndarray) -> None:
     import cv2
 
-    from ..io import atomic_path
+    from ferkit.io import atomic_path
     ok, buf = cv2.imencode(".png", image)
     if not ok:
         raise OSError(f"{path}: OpenCV cannot encode the image")

@@ -19,16 +19,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from ..io import write_json
-from ..metrics import classification_report
-from . import checkpoint, distributed
-from .augment import augment
-from .config import TrainConfig
-from .epochs import run_epochs
-from .freeze import train_mode, trainable_parameters
-from .loop import images_to_tensor, lr_lambda, predict_logits, to_input
-from .trainer import hardware, load_splits
+from ferkit.errors import ConfigError
+from ferkit.evaluation.metrics import classification_report
+from ferkit.io import write_json
+from ferkit.train import checkpoint, distributed
+from ferkit.train.augment import augment
+from ferkit.train.config import TrainConfig
+from ferkit.train.epochs import run_epochs
+from ferkit.train.freeze import train_mode, trainable_parameters
+from ferkit.train.loop import images_to_tensor, lr_lambda, predict_logits, to_input
+from ferkit.train.trainer import hardware, load_splits
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +285,7 @@ def _model(cfg: TrainConfig, dp: DPConfig, classes, k):
             raise ConfigError(f"{dp.init_from}: classes {ck['classes']} differ from {classes}")
         model = checkpoint.build_from_checkpoint(ck)
         return model, ck["model_config"]
-    from ..models import create_model
+    from ferkit.models import create_model
     model = create_model(cfg.model, k, cfg.channels, norm=cfg.norm, dropout=cfg.dropout,
                          **({"width": cfg.width} if cfg.width else {}))
     return model, model.config.to_dict()

@@ -29,15 +29,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import FaceArray, load_dataset, split_if_present
-from ..data.images import IMAGE_EXTS, read_face
-from ..errors import ConfigError, DataError
-from ..io import write_json
-from ..labels import ClassSpec
-from . import checkpoint
-from .config import TrainConfig
-from .loop import images_to_tensor, to_input
-from .trainer import Trainer, concat
+from ferkit.data import FaceArray, load_dataset, split_if_present
+from ferkit.data.images import IMAGE_EXTS, read_face
+from ferkit.errors import ConfigError, DataError
+from ferkit.io import write_json
+from ferkit.labels import ClassSpec
+from ferkit.train import checkpoint
+from ferkit.train.config import TrainConfig
+from ferkit.train.loop import images_to_tensor, to_input
+from ferkit.train.trainer import Trainer, concat
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def mc_predict(model, images_u8, mean, std, passes: int, seed: int,
                temperature: float = 1.0) -> dict:
     """MC dropout with a shared backbone: one embedding pass, ``passes`` dropout+head passes;
     each pass's logits divided by ``temperature``."""
-    from ..calibration import mc_statistics
+    from ferkit.evaluation.calibration import mc_statistics
     model.eval()
     g = torch.Generator().manual_seed(seed)
     p = model.dropout.p
@@ -139,7 +139,7 @@ def class_quota(n: np.ndarray, cap: float) -> int:
 
 @torch.no_grad()
 def _val_logits(model, val_ds: FaceArray, mc) -> np.ndarray:
-    from .loop import predict_logits
+    from ferkit.train.loop import predict_logits
     return predict_logits(model, images_to_tensor(val_ds.images), mc["mean"], mc["std"],
                           tta=True, channels_last=False).numpy()
 
@@ -239,7 +239,7 @@ def pseudo_label_arrays(model_ckpt: str | Path, lab: FaceArray, unl: FaceArray,
                         val_ds: FaceArray, out_dir: str | Path, pc: PseudoConfig | None = None,
                         *, progress: bool = True, cfg: TrainConfig | None = None) -> dict:
     """The rounds on in-memory faces (``unl.labels`` are hidden labels or -1)."""
-    from ..calibration import fit_temperature
+    from ferkit.evaluation.calibration import fit_temperature
     pc = pc or PseudoConfig()
     pc.validate()
     out = Path(out_dir)

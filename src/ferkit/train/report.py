@@ -5,7 +5,7 @@ import csv
 import io
 from pathlib import Path
 
-from ..io import atomic_path, write_json, write_text
+from ferkit.io import atomic_path, write_json, write_text
 
 
 def write_history(out: Path, history: list[dict]) -> None:

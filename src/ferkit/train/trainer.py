@@ -11,19 +11,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import FaceArray, load_dataset
-from ..errors import ConfigError
-from ..io import write_json
-from ..labels import ClassSpec, parse_classes, parse_mapping
-from ..metrics import classification_report
-from ..models import create_model
-from . import checkpoint, distributed
-from .augment import augment, mix
-from .averaging import make_averager
-from .config import TrainConfig
-from .epochs import run_epochs
-from .freeze import train_mode, trainable_parameters
-from .loop import (
+from ferkit.data import FaceArray, load_dataset
+from ferkit.errors import ConfigError
+from ferkit.evaluation.metrics import classification_report
+from ferkit.io import write_json
+from ferkit.labels import ClassSpec, parse_classes, parse_mapping
+from ferkit.models import create_model
+from ferkit.train import checkpoint, distributed
+from ferkit.train.augment import augment, mix
+from ferkit.train.averaging import make_averager
+from ferkit.train.config import TrainConfig
+from ferkit.train.epochs import run_epochs
+from ferkit.train.freeze import train_mode, trainable_parameters
+from ferkit.train.loop import (
     class_weights,
     images_to_tensor,
     lr_lambda,
@@ -32,7 +32,7 @@ from .loop import (
     soft_targets,
     to_input,
 )
-from .losses import (
+from ferkit.train.losses import (
     HardSampleReweighter,
     class_activation_maps,
     flip_consistency,
@@ -76,7 +76,7 @@ def load_splits(cfg: TrainConfig) -> tuple[FaceArray, FaceArray]:
     else:
         val = load_dataset(cfg.data, "val", **kw)
     if cfg.extra_data:
-        from ..data.dataset import split_if_present
+        from ferkit.data.dataset import split_if_present
         extra = load_dataset(cfg.extra_data, split_if_present(cfg.extra_data, "train"), **kw)
         log.info("extra training data %s: %d faces %s", cfg.extra_data, len(extra), extra.counts())
         train = concat(train, extra)
@@ -155,7 +155,7 @@ class Trainer:
         self.net = distributed.wrap(model, self.dist)
         self.neighbours = None
         if cfg.loss == "semantic_smooth":
-            from ..semantic import label_vectors
+            from ferkit.train.semantic import label_vectors
             self.neighbours = neighbour_matrix(label_vectors(train.classes), cfg.semantic_alpha,
                                                cfg.semantic_tau)
         self.reweighter = HardSampleReweighter(len(train), cfg.reweight, cfg.reweight_weight,
@@ -238,7 +238,7 @@ class Trainer:
                 kw[key] = getattr(cfg, key)
         vectors = None
         if cfg.loss == "semantic":
-            from ..semantic import label_vectors
+            from ferkit.train.semantic import label_vectors
             vectors = label_vectors(classes)
             kw.update(semantic_dim=vectors.shape[1], semantic_scale=cfg.semantic_scale)
         torch.manual_seed(cfg.seed)
@@ -374,7 +374,7 @@ def write_downweighted(path: Path, rw: HardSampleReweighter, train: FaceArray) -
     """The faces the reweighter currently down-weights, hardest first."""
     import csv
 
-    from ..io import atomic_path
+    from ferkit.io import atomic_path
     idx = np.nonzero(rw.low)[0]
     idx = idx[np.argsort(-rw.ema[idx])]
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:

@@ -9,10 +9,10 @@ import json
 import logging
 import sys
 
-from . import __version__
-from .cli_semi import add_pseudo, cmd_pseudo
-from .cli_serve import add_serve, cmd_serve, cmd_survey
-from .cli_tools import (
+from ferkit import __version__
+from ferkit.cli.semi import add_pseudo, cmd_pseudo
+from ferkit.cli.serve import add_serve, cmd_serve, cmd_survey
+from ferkit.cli.tools import (
     add_explain,
     add_gan,
     add_quantize,
@@ -22,7 +22,7 @@ from .cli_tools import (
     cmd_quantize,
     cmd_temporal,
 )
-from .errors import FerkitError
+from ferkit.errors import FerkitError
 
 log = logging.getLogger("ferkit")
 
@@ -87,8 +87,8 @@ def _add_train(sub):
 
 
 def cmd_train(a) -> int:
-    from .train.config import TrainConfig, load_recipe
-    from .train.trainer import Trainer
+    from ferkit.train.config import TrainConfig, load_recipe
+    from ferkit.train.trainer import Trainer
 
     d = load_recipe(a.recipe) if a.recipe else {}
     for key in (*TRAIN_FLAGS, *TRAIN_SWITCHES, "val_tta"):
@@ -106,7 +106,7 @@ def cmd_train(a) -> int:
         raise FerkitError("train: give --data (a dataset folder or CSV) or a --recipe with data")
     cfg = TrainConfig.from_dict(d)
     if a.dp:
-        from .train.private import DPConfig, train_private
+        from ferkit.train.private import DPConfig, train_private
         if a.resume:
             raise FerkitError("--resume is not supported with --dp: a resumed DP run would "
                               "need the same Poisson sampler state; start a new --out")
@@ -121,15 +121,15 @@ def cmd_train(a) -> int:
                   stop_after=a.stop_after).fit()
     print(json.dumps(res.to_dict(), indent=2))
     if a.export:
-        from .export import export
+        from ferkit.zoo.export import export
         export(f"{a.out}/best.pt", f"{a.out}/model.onnx")
         print(f"exported {a.out}/model.onnx")
     return 0
 
 
 def cmd_evaluate(a) -> int:
-    from .evaluate import compare, evaluate
-    from .io import write_json
+    from ferkit.evaluation.evaluate import compare, evaluate
+    from ferkit.io import write_json
 
     if a.compare_model:
         res = compare(a.data, a.model, a.compare_model, split=a.split,
@@ -161,7 +161,7 @@ def cmd_evaluate(a) -> int:
 
 
 def cmd_calibrate(a) -> int:
-    from .evaluate import calibrate
+    from ferkit.evaluation.evaluate import calibrate
     if a.bins < 0:
         raise FerkitError("--bins must be >= 0")
     b = calibrate(a.model, a.data, split=a.split, bins=a.bins)
@@ -178,11 +178,11 @@ def cmd_calibrate(a) -> int:
 def cmd_export(a) -> int:
     import numpy as np
 
-    from .export import export
+    from ferkit.zoo.export import export
     images = None
     if a.parity_data:
-        from .data import load_dataset
-        from .train import checkpoint
+        from ferkit.data import load_dataset
+        from ferkit.train import checkpoint
         mc = checkpoint.load(a.checkpoint)["model_config"]
         images = load_dataset(a.parity_data, "val", size=mc["input_size"],
                               channels=mc["in_chans"]).images
@@ -197,7 +197,7 @@ def cmd_export(a) -> int:
 
 
 def cmd_models(a) -> int:
-    from .zoo import shipped
+    from ferkit.zoo.shipped import shipped
     rows = [r.summary() for r in shipped()]
     if a.json:
         print(json.dumps(rows, indent=2))
@@ -268,9 +268,9 @@ def _add_analyze(sub):
 def cmd_analyze(a) -> int:
     from pathlib import Path
 
-    from .analysis.media import expand_inputs
-    from .analysis.pipeline import Analyzer, AnalyzerConfig
-    from .analysis.run import RunOptions, run_analysis
+    from ferkit.analysis.media import expand_inputs
+    from ferkit.analysis.pipeline import Analyzer, AnalyzerConfig
+    from ferkit.analysis.run import RunOptions, run_analysis
 
     fmt = a.format or ("parquet" if a.engine == "ray" else "jsonl,csv")
     formats = tuple(f.strip() for f in fmt.split(",") if f.strip())
@@ -294,7 +294,7 @@ def cmd_analyze(a) -> int:
                       a.start, a.end, a.alert, a.alert_min_seconds, a.timeline_bin, a.show,
                       not a.no_progress, a.aggregate_only)
     if a.engine == "ray":
-        from .analysis.ray_engine import run_analysis_ray
+        from ferkit.analysis.ray_engine import run_analysis_ray
         s = run_analysis_ray(cfg, inputs, opts, address=a.address, num_workers=a.num_workers,
                              resume=a.resume)
     else:
@@ -309,7 +309,7 @@ def cmd_analyze(a) -> int:
 
 
 def cmd_preprocess(a) -> int:
-    from .analysis.preprocess import preprocess
+    from ferkit.analysis.preprocess import preprocess
     rep = preprocess(a.raw, a.out, size=a.size, gray=not a.color, all_faces=a.all_faces,
                      detector=a.detector, min_face=a.min_face, progress=not a.no_progress)
     print(f"{rep.faces} face(s) from {rep.photos} photo(s) (already done: {rep.skipped_done});"
@@ -403,8 +403,8 @@ def _add_audit(sub):
 
 
 def cmd_audit(a) -> int:
-    from .audit import privacy_audit
-    from .io import write_json
+    from ferkit.io import write_json
+    from ferkit.privacy.audit import privacy_audit
     rep = privacy_audit(a.model, a.members, a.non_members, n=a.n, seed=a.seed,
                         reference=a.reference, shadow_models=a.shadow_models,
                         shadow_recipe={"epochs": a.shadow_epochs}, plots=a.plots,

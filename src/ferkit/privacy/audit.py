@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import FaceArray, load_dataset
-from .io import atomic_path
-from .labels import ClassSpec
-from .roc_stats import auc_ci95, delong_paired, roc
+from ferkit.data import FaceArray, load_dataset
+from ferkit.io import atomic_path
+from ferkit.labels import ClassSpec
+from ferkit.privacy.roc_stats import auc_ci95, delong_paired, roc
 
 __all__ = ["attack_report", "audit_arrays", "auc_ci95", "compare_audits", "dp_bounds",
            "privacy_audit", "roc"]
@@ -70,14 +70,14 @@ class _Scorer:
     def __init__(self, model):
         self.path = str(model)
         if self.path.endswith(".pt"):
-            from .train import checkpoint
+            from ferkit.train import checkpoint
             ck = checkpoint.load(self.path)
             self.kind, self.ck = "torch", ck
             self.net = checkpoint.build_from_checkpoint(ck)
             self.classes, mc = ck["classes"], ck["model_config"]
             self.size, self.channels, self.privacy = mc["input_size"], mc["in_chans"], ck.get("privacy")
         else:
-            from .analysis.classify import OnnxClassifier
+            from ferkit.analysis.classify import OnnxClassifier
             self.kind, self.clf = "onnx", OnnxClassifier(model, threads=2, tta=False)
             self.classes, self.size, self.channels = self.clf.classes, self.clf.size, self.clf.channels
             self.privacy = self.clf.ref.card.get("privacy")
@@ -87,7 +87,7 @@ class _Scorer:
             return self.clf.predict_proba(ds.images)
         import torch
 
-        from .train.loop import images_to_tensor, predict_logits
+        from ferkit.train.loop import images_to_tensor, predict_logits
         mc = self.ck["model_config"]
         z = predict_logits(self.net, images_to_tensor(ds.images), mc["mean"], mc["std"],
                            channels_last=False)
@@ -165,7 +165,7 @@ def audit_arrays(model, members: FaceArray, non_members: FaceArray, *, n: int | 
     attacks = {"loss_threshold": attack_report(-loss_in, -loss_out)}
     if shadow_models > 0:
         if reference is None:
-            from .errors import ConfigError
+            from ferkit.errors import ConfigError
             raise ConfigError("the shadow-model attack needs --reference DATA: labelled faces "
                               "disjoint from both members and non-members")
         phi_out = _shadow_phis(reference, mem, non, shadow_models, shadow_recipe or {}, seed,
@@ -209,7 +209,7 @@ def compare_audits(a: dict, b: dict) -> dict:
     """Attack by attack, is model a's leak larger than model b's? Both reports must come from
     audit_arrays(..., keep_scores=True) on the same faces; each shared attack gets DeLong's
     paired test of AUC(a) - AUC(b): the difference, its 95% interval and its p-value."""
-    from .errors import ConfigError
+    from ferkit.errors import ConfigError
     if a.get("faces") != b.get("faces"):
         raise ConfigError(f"{a['model']} and {b['model']} were audited on different faces "
                           "(members, non-members, n or seed differ): a paired comparison needs "
@@ -229,7 +229,7 @@ def _reference(scorer, reference_model, role: str = "reference model") -> _Score
     """The scorer of a second model, refused unless its classes are the target's."""
     ref = reference_model if isinstance(reference_model, _Scorer) else _Scorer(reference_model)
     if list(ref.classes) != list(scorer.classes):
-        from .errors import ConfigError
+        from ferkit.errors import ConfigError
         raise ConfigError(f"{role} {ref.path} has classes {list(ref.classes)}, the "
                           f"audited model {list(scorer.classes)}: they must match")
     return ref
@@ -250,8 +250,8 @@ def _shadow_phis(ref: FaceArray, mem, non, k, recipe, seed, workdir) -> np.ndarr
     import json
     import tempfile
 
-    from .train.config import TrainConfig
-    from .train.trainer import Trainer
+    from ferkit.train.config import TrainConfig
+    from ferkit.train.trainer import Trainer
     if workdir is None:                 # nothing of the shadow models is left behind
         with tempfile.TemporaryDirectory(prefix="ferkit-shadow-") as tmp:
             return _shadow_phis(ref, mem, non, k, recipe, seed, tmp)
@@ -287,7 +287,7 @@ def _shadow_phis(ref: FaceArray, mem, non, k, recipe, seed, workdir) -> np.ndarr
 
 
 def _roc_png(path: Path, report: dict) -> None:
-    from .plots import _plt, _save
+    from ferkit.evaluation.plots import _plt, _save
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 5))
     for name, a in report["attacks"].items():

@@ -5,11 +5,11 @@ import logging
 import time
 from pathlib import Path
 
-from .analysis.classify import OnnxClassifier
-from .calibration import selective, softmax
-from .data import load_dataset
-from .labels import ClassSpec, parse_mapping
-from .metrics import classification_report, expected_calibration_error
+from ferkit.analysis.classify import OnnxClassifier
+from ferkit.data import load_dataset
+from ferkit.evaluation.calibration import selective, softmax
+from ferkit.evaluation.metrics import classification_report, expected_calibration_error
+from ferkit.labels import ClassSpec, parse_mapping
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def compare(data: str | Path, model_a, model_b, **kw) -> dict:
     """Two models on the same faces: both reports and a paired comparison of their
     correctness face by face (McNemar's exact test, and the accuracy difference with its 95%
     interval), which is far more sensitive than comparing two separate accuracies."""
-    from .errors import ConfigError
+    from ferkit.errors import ConfigError
     rep_a, ok_a, paths_a = _evaluate(data, model_a, **kw)
     rep_b, ok_b, paths_b = _evaluate(data, model_b, **kw)
     if rep_a["classes"] != rep_b["classes"] or paths_a != paths_b:
@@ -84,7 +84,7 @@ def _evaluate(data, model, *, split="val", tta=None, threads=2, class_map=None, 
                    "ignored_classes": ds.report.dropped_classes,
                    "skipped": ds.report.skipped})
     if plots:
-        from .plots import confusion_matrix_png, reliability_png, selective_png
+        from ferkit.evaluation.plots import confusion_matrix_png, reliability_png, selective_png
         out = Path(plots)
         out.mkdir(parents=True, exist_ok=True)
         confusion_matrix_png(report, out / "confusion_matrix.png")
@@ -116,14 +116,14 @@ def calibrate_and_measure(onnx: str | Path, val: str | Path) -> dict:
 def _calibrate(model, data, *, split="val", threads=2, bins=15, measure=False):
     """(card, report): fit and store the calibration; with ``measure``, also score the
     calibrated probabilities and store them as the card's ``metrics.val``."""
-    from .calibration import (
+    from ferkit.evaluation.calibration import (
         apply_top_label_map,
         cross_fitted_ece,
         fit_temperature,
         fit_top_label_map,
         nll,
     )
-    from .io import write_json
+    from ferkit.io import write_json
     clf = OnnxClassifier(model, threads=threads)
     ds = _load(data, clf, split, None, False)
     logits = clf.logits(clf.preprocess(ds.images))
@@ -166,7 +166,7 @@ def _load(data, clf, split, class_map, skip_bad):
     spec = ClassSpec(tuple(clf.classes), parse_mapping(class_map))
     src = Path(data)
     use_split = split if src.is_dir() or _is_fer_csv(src) else None
-    from .data.dataset import find_split
+    from ferkit.data.dataset import find_split
     if src.is_dir() and use_split and find_split(src, use_split) is None:
         use_split = None                   # a folder of class folders: evaluate all of it
     ds = load_dataset(src, use_split, size=clf.size, channels=clf.channels, spec=spec,

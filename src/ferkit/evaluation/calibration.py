@@ -95,7 +95,7 @@ def cross_fitted_ece(logits: np.ndarray, labels: np.ndarray, *, bins: int = 15, 
     """Honest ECE of the two calibrators on the data they are fitted on: K-fold cross
     fitting, each fold calibrated by what was fitted on the other folds, ECE of the pooled
     out-of-fold probabilities."""
-    from .metrics import expected_calibration_error as ece
+    from ferkit.evaluation.metrics import expected_calibration_error as ece
     perm = np.random.default_rng(seed).permutation(len(labels))
     ts = np.zeros(logits.shape)
     both = np.zeros(logits.shape)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from .errors import FerkitError
+from ferkit.errors import FerkitError
 
 
 def add_explain(sub) -> None:
@@ -23,7 +23,7 @@ def add_explain(sub) -> None:
 
 
 def cmd_explain(a) -> int:
-    from .explain import explain
+    from ferkit.evaluation.explain import explain
     rep = explain(a.inputs, a.out, model=a.model, classes=a.classes.split(","),
                   detector=a.detector, threads=a.threads)
     for f in rep["faces"]:
@@ -61,14 +61,14 @@ def add_gan(sub) -> None:
 
 def cmd_gan(a) -> int:
     if a.gan_cmd == "train":
-        from .train.gan import GanConfig, train_gan
+        from ferkit.train.gan import GanConfig, train_gan
         cfg = GanConfig(data=a.data, epochs=a.epochs, batch_size=a.batch_size, width=a.width,
                         lr=a.lr, seed=a.seed, threads=a.threads,
                         fid_model=None if a.fid_model == "none" else a.fid_model)
         r = train_gan(cfg, a.out, progress=not a.no_progress)
         print(json.dumps({k: r[k] for k in ("epochs", "best_frechet_distance")}, indent=2))
         return 0
-    from .train.gan import sample_folder
+    from ferkit.train.gan import sample_folder
     if a.per_class < 1:
         raise FerkitError("--per-class must be >= 1")
     r = sample_folder(a.run, a.out, a.per_class, seed=a.seed,
@@ -93,7 +93,7 @@ def add_temporal(sub) -> None:
 
 
 def cmd_temporal(a) -> int:
-    from .sequence import train_temporal
+    from ferkit.train.sequence import train_temporal
     if a.window < 2:
         raise FerkitError("--window must be >= 2")
     r = train_temporal(a.model, a.data, a.out, window=a.window, n_train=a.n_train,
@@ -121,13 +121,13 @@ def add_quantize(sub) -> None:
 
 
 def cmd_quantize(a) -> int:
-    from .quantize import calibration_faces, quantize_model
+    from ferkit.zoo.quantize import calibration_faces, quantize_model
     if a.n < 1:
         raise FerkitError("--n must be >= 1")
     faces = calibration_faces(a.calib_data, a.model, n=a.n, seed=a.seed)
     card = quantize_model(a.model, a.out, faces, calib_source=str(a.calib_data))
     if a.val:                        # its own calibration and val metrics, as shipped ones
-        from .evaluate import calibrate_and_measure
+        from ferkit.evaluation.evaluate import calibrate_and_measure
         card = calibrate_and_measure(a.out, a.val)
     print(json.dumps({"out": str(a.out), "quantization": card["quantization"],
                       "val": card["metrics"].get("val"),

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError
+from ferkit.errors import ConfigError
 
-TABLE = Path(__file__).parent / "assets" / "label_vectors.json"
+TABLE = Path(__file__).resolve().parents[1] / "assets" / "label_vectors.json"
 
 
 @lru_cache(maxsize=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import ConfigError
+from ferkit.errors import ConfigError
 
 
 def add_serve(sub) -> None:
@@ -53,8 +53,8 @@ def cmd_serve(a) -> int:
 
     import uvicorn
 
-    from .serve.app import create_app
-    from .serve.config import ServeConfig
+    from ferkit.serve.app import create_app
+    from ferkit.serve.config import ServeConfig
     cfg = ServeConfig(a.host, a.port, a.model, a.detector, a.threads, a.concurrency,
                       a.max_queue, a.max_upload_mb, a.max_pixels, api_key=a.api_key,
                       job_ttl_s=a.job_ttl, survey=a.survey).validate()
@@ -65,8 +65,8 @@ def cmd_serve(a) -> int:
         return 0
     import shutil
 
-    from .serve.jobs import new_state_dir
-    from .zoo import resolve
+    from ferkit.serve.jobs import new_state_dir
+    from ferkit.zoo.shipped import resolve
     resolve(cfg.model)                  # an unknown model fails here, not in every worker
     cfg.state_dir = str(new_state_dir())  # one jobs folder for all the workers
     d = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()}
@@ -81,7 +81,7 @@ def cmd_serve(a) -> int:
 
 def cmd_survey(a) -> int:
     if a.survey_cmd == "create":
-        from .serve.survey_db import create_survey
+        from ferkit.serve.survey_db import create_survey
         groups = []
         for spec in a.faces:
             name, sep, folder = spec.partition("=")
@@ -93,7 +93,7 @@ def cmd_survey(a) -> int:
         classes = [c.strip() for c in a.classes.split(",")] if a.classes else None
         print(json.dumps(create_survey(groups, a.n, a.seed, a.out, classes), indent=2))
         return 0
-    from .serve.survey_report import survey_report
+    from ferkit.serve.survey_report import survey_report
     rep = survey_report(a.db, a.model, a.out)
     s = rep["all"]
     print(json.dumps({k: s[k] for k in ("faces", "answers", "participants", "human_accuracy",

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FerkitError, ModelError
-from .io import atomic_path, write_json
+from ferkit.errors import FerkitError, ModelError
+from ferkit.io import atomic_path, write_json
 
 CALIB_BATCH = 32
 
@@ -38,7 +38,7 @@ def quantize_model(model, out: str | Path, calib_faces: np.ndarray, *,
     except ImportError as exc:               # onnxruntime.quantization needs `onnx`
         raise FerkitError(f"quantize needs the onnx package: pip install 'ferkit[train]' "
                           f"({exc})") from None
-    from .analysis.classify import OnnxClassifier
+    from ferkit.analysis.classify import OnnxClassifier
     clf = OnnxClassifier(model, threads=2, tta=False)
     out = Path(out)
     if out.suffix.lower() != ".onnx":
@@ -91,8 +91,8 @@ def calibration_faces(data: str | Path, model, n: int = 512, seed: int = 0,
                       split: str | None = "train") -> np.ndarray:
     """``n`` faces drawn with ``seed`` from ``data`` (its train split where it has one), at
     the model's input size and channels."""
-    from .data import load_dataset, split_if_present
-    from .zoo import resolve
+    from ferkit.data import load_dataset, split_if_present
+    from ferkit.zoo.shipped import resolve
     ref = resolve(model)
     ds = load_dataset(data, split_if_present(data, split) if split else None,
                       size=int(ref.card["input_size"]),

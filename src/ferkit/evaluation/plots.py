@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError
-from .io import atomic_path
+from ferkit.errors import ConfigError
+from ferkit.io import atomic_path
 
 
 def _plt():

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import load_dataset
-from .data.dataset import split_if_present
-from .io import atomic_path, write_json
-from .labels import ClassSpec
-from .models.temporal import TemporalNet
+from ferkit.data import load_dataset
+from ferkit.data.dataset import split_if_present
+from ferkit.io import atomic_path, write_json
+from ferkit.labels import ClassSpec
+from ferkit.models.temporal import TemporalNet
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def ema(probs: np.ndarray, alpha: float) -> np.ndarray:
 def train_temporal(model, data: str | Path, out_dir: str | Path, *, window: int = 8,
                    n_train: int = 6000, epochs: int = 20, hidden: int = 64, seed: int = 0,
                    threads: int = 2) -> dict:
-    from .analysis.classify import OnnxClassifier
+    from ferkit.analysis.classify import OnnxClassifier
     t0 = time.time()
     torch.set_num_threads(threads)
     torch.manual_seed(seed)

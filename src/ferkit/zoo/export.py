@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
-from .io import atomic_path, write_json
+from ferkit.errors import ModelError
+from ferkit.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 PARITY_LIMIT = 1e-4
@@ -24,8 +24,8 @@ def export(ckpt_path: str | Path, out: str | Path, *, name: str | None = None,
     """Write ``out`` (.onnx) and ``out.json`` (model card); return the card."""
     import torch
 
-    from .train import checkpoint
-    from .train.loop import images_to_tensor, to_input
+    from ferkit.train import checkpoint
+    from ferkit.train.loop import images_to_tensor, to_input
 
     ckpt_path, out = Path(ckpt_path), Path(out)
     if out.suffix.lower() != ".onnx":
@@ -134,7 +134,7 @@ def _card(ck: dict, ckpt_path: Path, out: Path, name, diff: float, opset: int) -
 def _training(ck: dict, ckpt_path: Path, summary: dict) -> dict:
     """Best epoch, wall time and hardware; a run fine-tuned from another run's checkpoint
     lists every stage and sums their training time."""
-    from .train.lineage import run_stages, stage_summary
+    from ferkit.train.lineage import run_stages, stage_summary
     out = {"best_epoch": summary.get("best_epoch", ck.get("epoch")),
            "train_seconds": summary.get("train_seconds"), "hardware": summary.get("hardware")}
     stages = run_stages(ckpt_path.parent)
@@ -155,7 +155,7 @@ def _brief(rep: dict | None) -> dict | None:
 
 def _add_val_metrics(out: Path, card: dict) -> dict:
     """Score the exported ONNX file itself on the val split named in the recipe."""
-    from .evaluate import evaluate
+    from ferkit.evaluation.evaluate import evaluate
     src = card["training_data"]["val_source"]
     if not Path(src).exists():
         log.warning("val data %s not found; model card has no ONNX val metrics", src)

@@ -52,13 +52,13 @@ def add_pseudo(sub) -> None:
 def cmd_pseudo(a) -> int:
     if a.method == "fixmatch":
         return _fixmatch(a)
-    from .train.pseudo_label import PseudoConfig, pseudo_label
+    from ferkit.train.pseudo_label import PseudoConfig, pseudo_label
     pc = PseudoConfig(a.rounds, a.threshold, a.max_mutual_info, a.class_cap, a.mc_passes,
                       a.epochs_per_round, a.lr_factor, calibrate=not a.no_calibrate,
                       curriculum=a.curriculum, soft=a.soft, restart=a.restart)
     overrides = None
     if a.recipe:
-        from .train.config import load_recipe
+        from ferkit.train.config import load_recipe
         overrides = load_recipe(a.recipe)
     res = pseudo_label(a.model, a.labeled, a.unlabeled, a.out, pc, val=a.val,
                        progress=not a.no_progress, overrides=overrides, source=a.recipe)
@@ -70,13 +70,13 @@ def cmd_pseudo(a) -> int:
 
 
 def _fixmatch(a) -> int:
-    from .errors import ConfigError
+    from ferkit.errors import ConfigError
     if a.recipe:
         raise ConfigError(f"{a.recipe}: --recipe sets the training options of --method "
                           f"rounds; FixMatch takes its own (--lr, --batch-size, --ema, ...)")
-    from .train import checkpoint
-    from .train.fixmatch import FixMatchConfig, fixmatch
-    from .train.pseudo_label import load_semi_inputs
+    from ferkit.train import checkpoint
+    from ferkit.train.fixmatch import FixMatchConfig, fixmatch
+    from ferkit.train.pseudo_label import load_semi_inputs
     fc = FixMatchConfig(epochs=a.epochs, batch_size=a.batch_size, mu=a.mu,
                         threshold=a.threshold, lr=a.lr, ema=a.ema, align=not a.no_align,
                         thresholds=a.thresholds, threads=a.threads)

@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import ConfigError, ModelError
-from .train.checkpoint import load_model as load_torch_model
+from ferkit.errors import ConfigError, ModelError
+from ferkit.train.checkpoint import load_model as load_torch_model
 
 log = logging.getLogger(__name__)
 TILE = 144
@@ -96,13 +96,13 @@ def explain(inputs: list[str], out_dir: str | Path, *, model=None, classes: list
             detector: str = "yunet", threads: int = 2) -> dict:
     import torch
 
-    from .analysis.align import align_face
-    from .analysis.detect import make_detector
-    from .analysis.media import expand_inputs, is_video, load_image
-    from .analysis.writers import write_image
-    from .errors import FerkitError
-    from .io import write_json
-    from .train.loop import to_input
+    from ferkit.analysis.align import align_face
+    from ferkit.analysis.detect import make_detector
+    from ferkit.analysis.media import expand_inputs, is_video, load_image
+    from ferkit.analysis.writers import write_image
+    from ferkit.errors import FerkitError
+    from ferkit.io import write_json
+    from ferkit.train.loop import to_input
 
     torch.set_num_threads(threads)
     net, names, mc = load_torch_model(model)
