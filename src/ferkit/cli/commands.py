@@ -10,6 +10,7 @@ import logging
 import sys
 
 from ferkit import __version__
+from ferkit.cli.analyze import add_analyze, cmd_analyze, cmd_preprocess
 from ferkit.cli.semi import add_pseudo, cmd_pseudo
 from ferkit.cli.serve import add_serve, cmd_serve, cmd_survey
 from ferkit.cli.tools import (
@@ -22,111 +23,12 @@ from ferkit.cli.tools import (
     cmd_quantize,
     cmd_temporal,
 )
+from ferkit.cli.train import add_train, cmd_train
 from ferkit.errors import FerkitError
 
 log = logging.getLogger("ferkit")
 
 # flag -> (TrainConfig key, type); None type means store_true
-TRAIN_FLAGS = {
-    "data": str, "val_data": str, "classes": str, "class_map": str, "model": str,
-    "width": int, "norm": str, "dropout": float, "channels": int, "input_size": int,
-    "epochs": int, "batch_size": int, "optimizer": str, "lr": float, "momentum": float,
-    "weight_decay": float,
-    "schedule": str, "warmup_epochs": float, "label_smoothing": float, "balance": str,
-    "distill": str, "distill_alpha": float, "distill_temperature": float,
-    "select_metric": str, "patience": int, "seed": int, "threads": int, "device": str,
-    "max_steps_per_epoch": int, "trainable": str, "loss": str, "semantic_alpha": float,
-    "semantic_tau": float, "semantic_scale": float, "attention_consistency": float,
-    "reweight": float, "reweight_weight": float, "reweight_warmup": int, "extra_data": str,
-    "stem_stride": int, "stage1_stride": int, "crop": int, "average": str,
-    "average_start": float, "ema_decay": float,
-}
-TRAIN_SWITCHES = ("negative_vs_rest", "soft_labels", "skip_bad", "bf16")
-AUG_FLAGS = {"rotate": float, "scale": float, "shift": float, "erase_p": float,
-             "mixup": float, "cutmix": float, "mix_p": float}
-
-
-def _add_train(sub):
-    p = sub.add_parser("train", help="train a model (needs ferkit[train])",
-                       description="Train a FER model. Options override the --recipe file.")
-    p.add_argument("--recipe", help="YAML/JSON recipe (e.g. recipes/default.yaml)")
-    p.add_argument("--out", required=True, help="run folder for checkpoints and metrics")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    p.add_argument("--stop-after", type=int, default=None, metavar="N",
-                   help="train at most N epochs in this call (a time-boxed session; continue "
-                   "later with --resume)")
-    p.add_argument("--export", action="store_true", help="export OUT/best.pt to OUT/model.onnx")
-    for key, typ in TRAIN_FLAGS.items():
-        p.add_argument("--" + key.replace("_", "-"), dest=key, type=typ, default=None,
-                       help=argparse.SUPPRESS if key == "max_steps_per_epoch" else None)
-    p.add_argument("--map", dest="class_map", default=None,
-                   help="rename/merge classes, e.g. sadness=sad,disgust=angry")
-    for key in TRAIN_SWITCHES:
-        p.add_argument("--" + key.replace("_", "-"), dest=key, action="store_true",
-                       default=None)
-    for key, typ in AUG_FLAGS.items():
-        p.add_argument("--" + key.replace("_", "-"), dest="aug_" + key, type=typ, default=None)
-    p.add_argument("--no-flip", dest="aug_flip", action="store_false", default=None)
-    p.add_argument("--no-val-tta", dest="val_tta", action="store_false", default=None)
-    p.add_argument("--no-progress", action="store_true")
-    dp = p.add_argument_group("differential privacy (DP-SGD through Opacus)")
-    dp.add_argument("--dp", action="store_true", help="train with DP-SGD")
-    dp.add_argument("--epsilon", type=float, default=8.0)
-    dp.add_argument("--delta", type=float, default=None, help="default 1/(10 N)")
-    dp.add_argument("--max-grad-norm", type=float, default=1.0)
-    dp.add_argument("--dp-trainable", choices=["all", "last-block", "head"], default="all")
-    dp.add_argument("--init-from", help="checkpoint to start from (with --dp: the public-data "
-                    "model of the two-stage recipe)")
-    dp.add_argument("--accountant", choices=["prv", "rdp"], default="prv")
-    dp.add_argument("--physical-batch", type=int, default=128)
-    dp.add_argument("--grad-sample-mode", choices=["hooks", "ghost"], default="hooks")
-    dp.add_argument("--no-feature-cache", action="store_true")
-    dp.add_argument("--aug-multiplicity", type=int, default=1, metavar="K",
-                    help="K augmented views per face, their per-sample gradients averaged "
-                    "before clipping (K times the compute per step)")
-
-
-def cmd_train(a) -> int:
-    from ferkit.train.config import TrainConfig, load_recipe
-    from ferkit.train.trainer import Trainer
-
-    d = load_recipe(a.recipe) if a.recipe else {}
-    for key in (*TRAIN_FLAGS, *TRAIN_SWITCHES, "val_tta"):
-        if getattr(a, key, None) is not None:
-            d[key] = getattr(a, key)
-    aug = dict(d.get("augment") or {})
-    for key in (*AUG_FLAGS, "flip"):
-        v = getattr(a, "aug_" + key, None)
-        if v is not None:
-            aug[key] = v
-    d["augment"] = aug
-    if a.init_from and not a.dp:
-        d["init_from"] = a.init_from
-    if not d.get("data"):
-        raise FerkitError("train: give --data (a dataset folder or CSV) or a --recipe with data")
-    cfg = TrainConfig.from_dict(d)
-    if a.dp:
-        from ferkit.train.private import DPConfig, train_private
-        if a.resume:
-            raise FerkitError("--resume is not supported with --dp: a resumed DP run would "
-                              "need the same Poisson sampler state; start a new --out")
-        dpc = DPConfig(a.epsilon, a.delta, a.max_grad_norm, a.dp_trainable, a.init_from,
-                       a.accountant, a.physical_batch, a.grad_sample_mode,
-                       not a.no_feature_cache, a.aug_multiplicity)
-        s = train_private(cfg, dpc, a.out, progress=not a.no_progress)
-        print(json.dumps({"best_epoch": s["best_epoch"], "privacy": s["privacy"],
-                          "val_accuracy": s["val_report"]["accuracy"]}, indent=2))
-        return 0
-    res = Trainer(cfg, a.out, resume=a.resume, progress=not a.no_progress,
-                  stop_after=a.stop_after).fit()
-    print(json.dumps(res.to_dict(), indent=2))
-    if a.export:
-        from ferkit.zoo.export import export
-        export(f"{a.out}/best.pt", f"{a.out}/model.onnx")
-        print(f"exported {a.out}/model.onnx")
-    return 0
-
-
 def cmd_evaluate(a) -> int:
     from ferkit.evaluation.evaluate import compare, evaluate
     from ferkit.io import write_json
@@ -211,118 +113,12 @@ def cmd_models(a) -> int:
     return 0
 
 
-def _add_analyze(sub):
-    p = sub.add_parser("analyze", help="every face in photos, folders, videos, webcams",
-                       description="Detect, align and classify every face; write one row per "
-                       "face to OUT/faces.jsonl and/or faces.csv.")
-    p.add_argument("inputs", nargs="*", help="images, folders, videos, or - for paths on stdin")
-    p.add_argument("--out", required=True)
-    p.add_argument("--format", default=None,
-                   help="any of jsonl, csv, parquet, comma-separated (default jsonl,csv; "
-                   "parquet with --engine ray)")
-    p.add_argument("--resume", action="store_true",
-                   help="skip inputs whose results in OUT are complete (a killed run resumes)")
-    p.add_argument("--engine", choices=["local", "ray"], default="local",
-                   help="local: this process; ray: a Ray actor pool (ferkit[scale])")
-    p.add_argument("--address", default=None,
-                   help="Ray cluster: auto, ray://host:port (default: a local cluster)")
-    p.add_argument("--num-workers", type=int, default=2, help="Ray actors (one model copy each)")
-    p.add_argument("--model", default="default", help="default, fast, ferplus or a .onnx path")
-    p.add_argument("--detector", default="yunet", choices=["yunet", "haar", "none"])
-    p.add_argument("--score-threshold", type=float, default=0.7)
-    p.add_argument("--min-face", type=int, default=10, help="smallest face side in pixels")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--tta", choices=["flip", "none"], default=None)
-    p.add_argument("--webcam", type=int, default=None, metavar="INDEX")
-    p.add_argument("--show", action="store_true", help="live window (needs a display)")
-    p.add_argument("--stride", type=int, default=1, help="analyse every N-th video frame")
-    p.add_argument("--start", type=float, default=0.0, help="video start (s)")
-    p.add_argument("--end", type=float, default=None, help="video end (s)")
-    p.add_argument("--smooth", choices=["ema", "none"], default="ema")
-    p.add_argument("--ema-alpha", type=float, default=0.5)
-    p.add_argument("--annotate", action="store_true", help="write annotated images/videos")
-    p.add_argument("--blur-faces", action="store_true", help="pixelate faces in annotations")
-    p.add_argument("--save-crops", action="store_true", help="store aligned face crops")
-    p.add_argument("--aggregate-only", action="store_true",
-                   help="no per-face rows: per-photo counts, timelines and summaries only")
-    p.add_argument("--alert", type=float, default=None, metavar="THRESHOLD",
-                   help="negative-score threshold for alert events")
-    p.add_argument("--alert-min-seconds", type=float, default=2.0)
-    p.add_argument("--timeline-bin", type=float, default=1.0, help="timeline bin (s)")
-    p.add_argument("--max-pixels", type=float, default=60e6, help="refuse larger images")
-    p.add_argument("--abstain", default=None, metavar="prob:T|entropy:T|mi:T",
-                   help="answer 'uncertain' below top probability T, above entropy T, or "
-                   "above MC-dropout mutual information T")
-    p.add_argument("--mc-dropout", type=int, default=0, metavar="T",
-                   help="T Monte-Carlo dropout passes per face: mean probabilities and "
-                   "mutual information (one backbone pass, T cheap head passes)")
-    p.add_argument("--detect-every", type=int, default=2, metavar="N",
-                   help="videos: detect faces on every Nth frame, reuse boxes in between "
-                   "(default 2, for real time on 2 cores; 1: every frame)")
-    p.add_argument("--temporal", default=None, metavar="NPZ",
-                   help="videos: classify each track's last frames with this sequence head "
-                   "(from `ferkit temporal train`) instead of EMA smoothing")
-    p.add_argument("--no-progress", action="store_true")
-
-
-def cmd_analyze(a) -> int:
-    from pathlib import Path
-
-    from ferkit.analysis.media import expand_inputs
-    from ferkit.analysis.pipeline import Analyzer, AnalyzerConfig
-    from ferkit.analysis.run import RunOptions, run_analysis
-
-    fmt = a.format or ("parquet" if a.engine == "ray" else "jsonl,csv")
-    formats = tuple(f.strip() for f in fmt.split(",") if f.strip())
-    if not formats or set(formats) - {"jsonl", "csv", "parquet"}:
-        raise FerkitError(f"--format {fmt!r}: use jsonl, csv, parquet or a comma list of them")
-    if a.num_workers < 1:
-        raise FerkitError("--num-workers must be >= 1")
-    inputs: list = expand_inputs(a.inputs)
-    if a.webcam is not None:
-        inputs.append(a.webcam)
-    if not inputs:
-        raise FerkitError("analyze: give at least one input (file, folder, -, or --webcam N)")
-    cfg = AnalyzerConfig.build(model=a.model, detector=a.detector,
-                               score_threshold=a.score_threshold, min_face=a.min_face,
-                               threads=a.threads, tta=None if a.tta is None else a.tta == "flip",
-                               smooth=a.smooth, ema_alpha=a.ema_alpha,
-                               max_pixels=int(a.max_pixels), abstain=a.abstain,
-                               mc_dropout=a.mc_dropout, temporal=a.temporal,
-                               detect_every=a.detect_every)
-    opts = RunOptions(Path(a.out), formats, a.annotate, a.blur_faces, a.save_crops, a.stride,
-                      a.start, a.end, a.alert, a.alert_min_seconds, a.timeline_bin, a.show,
-                      not a.no_progress, a.aggregate_only)
-    if a.engine == "ray":
-        from ferkit.analysis.ray_engine import run_analysis_ray
-        s = run_analysis_ray(cfg, inputs, opts, address=a.address, num_workers=a.num_workers,
-                             resume=a.resume)
-    else:
-        s = run_analysis(Analyzer(cfg), inputs, opts, resume=a.resume)
-    print(f"analysed {len(s.analysed)} input(s), {s.frames} frame(s), {s.faces} face(s); "
-          f"failed {len(s.failed)}; photos without a face {len(s.no_face)}"
-          + (f"; alerts {len(s.alerts)}" if a.alert is not None else "")
-          + (f"; {len(s.resumed)} already done" if s.resumed else "") + f" -> {a.out}")
-    for f in s.failed:
-        print(f"  failed: {f['error']}", file=sys.stderr)
-    return 0 if s.analysed else 1
-
-
-def cmd_preprocess(a) -> int:
-    from ferkit.analysis.preprocess import preprocess
-    rep = preprocess(a.raw, a.out, size=a.size, gray=not a.color, all_faces=a.all_faces,
-                     detector=a.detector, min_face=a.min_face, progress=not a.no_progress)
-    print(f"{rep.faces} face(s) from {rep.photos} photo(s) (already done: {rep.skipped_done});"
-          f" no face in {len(rep.no_face)}, unreadable {len(rep.failed)} -> {a.out}")
-    return 0 if rep.faces or rep.skipped_done else 1
-
-
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="ferkit", description=__doc__.splitlines()[0])
     ap.add_argument("--version", action="version", version=f"ferkit {__version__}")
     ap.add_argument("-v", "--verbose", action="store_true")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    _add_train(sub)
+    add_train(sub)
     p = sub.add_parser("evaluate", help="score a model on a labelled dataset")
     p.add_argument("--data", required=True, help="dataset folder, FER2013 CSV or label file")
     p.add_argument("--model", default=None, help="shipped name (default, fast, ferplus) or .onnx")
@@ -353,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parity-data", help="dataset whose val faces drive the parity check")
     p.add_argument("--checkpoint-out", help="also write a slim weights-only checkpoint here")
     p.add_argument("--no-val", action="store_true", help="skip ONNX val metrics in the card")
-    _add_analyze(sub)
+    add_analyze(sub)
     add_explain(sub)
     add_gan(sub)
     add_temporal(sub)

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -78,58 +78,13 @@ def create_app(cfg: ServeConfig) -> FastAPI:
     app.state.cfg, app.state.pool, app.state.gate, app.state.jobs = cfg, pool, gate, jobs
     _install_errors(app)
 
-    def auth(request: Request) -> None:
-        if not cfg.api_key:
-            return
-        given = request.headers.get("x-api-key") or \
-            request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), cfg.api_key.encode()):
-            raise BadRequest(401, "missing or wrong API key (send it as X-API-Key)",
-                             "unauthorized")
-
     @app.get("/health")
     def health():
         return {"status": "ok", "version": __version__, "default_model": cfg.model,
                 "models_loaded": pool.loaded(), "in_flight": gate.pending,
                 "survey": cfg.survey is not None, "auth": bool(cfg.api_key)}
 
-    @app.get("/v1/models", dependencies=[Depends(auth)])
-    def models():
-        return [r.summary() for r in shipped()]
-
-    @app.post("/v1/analyze", dependencies=[Depends(auth)])
-    async def analyze(request: Request, opts: Annotated[AnalyzeOptions, Depends()]):
-        uploads = await read_uploads(request, cfg.max_upload_bytes, cfg.max_images)
-        if opts.annotate and len(uploads) != 1:
-            raise BadRequest(400, "annotate=1 takes exactly one image")
-        result = await gate.run(analyze_uploads, pool, uploads, opts)
-        if opts.annotate:
-            return Response(annotated_jpeg(result), media_type="image/jpeg")
-        return result["response"]
-
-    @app.post("/v1/jobs", status_code=202, dependencies=[Depends(auth)])
-    async def submit(request: Request, opts: Annotated[AnalyzeOptions, Depends()]):
-        (name, data), = await read_uploads(request, cfg.max_upload_bytes, 1)
-        job = await gate.run(jobs.submit, name, data, opts.analyzer_options())
-        return {**job.to_dict(), "status_url": f"/v1/jobs/{job.id}",
-                "result_url": f"/v1/jobs/{job.id}/result"}
-
-    @app.get("/v1/jobs/{job_id}", dependencies=[Depends(auth)])
-    def job_status(job_id: str):
-        return _job(jobs, job_id).to_dict()
-
-    @app.get("/v1/jobs/{job_id}/result", dependencies=[Depends(auth)])
-    def job_result(job_id: str, format: str = "jsonl"):
-        job = _job(jobs, job_id)
-        if job.status != "done":
-            raise BadRequest(409, f"job {job_id} is {job.status}"
-                             + (f": {job.error}" if job.error else ""), "not_ready")
-        data = jobs.result(job_id, format) if format in job.results else None
-        if data is None:
-            raise BadRequest(404, f"no {format!r} result; this job has "
-                             f"{', '.join(sorted(job.results))}", "no_such_result")
-        media = RESULT_FILES.get(format, ("", "application/json"))[1]
-        return Response(data, media_type=media)
+    app.include_router(_v1_router(cfg, pool, gate, jobs))
 
     if cfg.survey is not None:
         from ferkit.serve.survey_api import survey_router
@@ -142,6 +97,63 @@ def create_app(cfg: ServeConfig) -> FastAPI:
         return FileResponse(str(STATIC / "index.html"))
 
     return app
+
+
+def _auth(cfg: ServeConfig):
+    """The dependency that checks the API key (X-API-Key or Bearer) when one is set."""
+    def check(request: Request) -> None:
+        if not cfg.api_key:
+            return
+        given = request.headers.get("x-api-key") or \
+            request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), cfg.api_key.encode()):
+            raise BadRequest(401, "missing or wrong API key (send it as X-API-Key)",
+                             "unauthorized")
+    return check
+
+
+def _v1_router(cfg: ServeConfig, pool: AnalyzerPool, gate: Gate, jobs: JobStore) -> APIRouter:
+    """/v1: models, photo analysis and video jobs, behind the API key."""
+    r = APIRouter(prefix="/v1", dependencies=[Depends(_auth(cfg))])
+
+    @r.get("/models")
+    def models():
+        return [m.summary() for m in shipped()]
+
+    @r.post("/analyze")
+    async def analyze(request: Request, opts: Annotated[AnalyzeOptions, Depends()]):
+        uploads = await read_uploads(request, cfg.max_upload_bytes, cfg.max_images)
+        if opts.annotate and len(uploads) != 1:
+            raise BadRequest(400, "annotate=1 takes exactly one image")
+        result = await gate.run(analyze_uploads, pool, uploads, opts)
+        if opts.annotate:
+            return Response(annotated_jpeg(result), media_type="image/jpeg")
+        return result["response"]
+
+    @r.post("/jobs", status_code=202)
+    async def submit(request: Request, opts: Annotated[AnalyzeOptions, Depends()]):
+        (name, data), = await read_uploads(request, cfg.max_upload_bytes, 1)
+        job = await gate.run(jobs.submit, name, data, opts.analyzer_options())
+        return {**job.to_dict(), "status_url": f"/v1/jobs/{job.id}",
+                "result_url": f"/v1/jobs/{job.id}/result"}
+
+    @r.get("/jobs/{job_id}")
+    def job_status(job_id: str):
+        return _job(jobs, job_id).to_dict()
+
+    @r.get("/jobs/{job_id}/result")
+    def job_result(job_id: str, format: str = "jsonl"):
+        job = _job(jobs, job_id)
+        if job.status != "done":
+            raise BadRequest(409, f"job {job_id} is {job.status}"
+                             + (f": {job.error}" if job.error else ""), "not_ready")
+        data = jobs.result(job_id, format) if format in job.results else None
+        if data is None:
+            raise BadRequest(404, f"no {format!r} result; this job has "
+                             f"{', '.join(sorted(job.results))}", "no_such_result")
+        return Response(data, media_type=RESULT_FILES.get(format, ("", "application/json"))[1])
+
+    return r
 
 
 def _job(jobs: JobStore, job_id: str):
