@@ -78,3 +78,18 @@ def tiny_onnx(tiny_run, small_fer) -> Path:
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def interrupt_after(monkeypatch, epochs: int) -> None:
+    """Make Trainer raise KeyboardInterrupt (as Ctrl-C would) when epoch ``epochs`` + 1
+    starts; undo with ``monkeypatch.undo()``."""
+    from ferkit.train.trainer import Trainer
+    real_epoch, calls = Trainer._epoch, {"n": 0}
+
+    def interrupted(self, *a, **k):
+        if calls["n"] == epochs:
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        return real_epoch(self, *a, **k)
+
+    monkeypatch.setattr(Trainer, "_epoch", interrupted)

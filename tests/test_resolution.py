@@ -6,6 +6,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from conftest import interrupt_after
 
 from ferkit.cli import main
 from ferkit.models import count_macs, create_model
@@ -108,18 +109,10 @@ def test_ema_run_validates_both_weights_and_resumes_exactly(small_fer, tmp_path,
     best = checkpoint.load(tmp_path / "full" / "best.pt")
     assert best["weights"] == hist[best["epoch"] - 1]["weights"]
 
-    real_epoch, calls = Trainer._epoch, {"n": 0}
-
-    def crash_after_two(self, *a, **k):
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        calls["n"] += 1
-        return real_epoch(self, *a, **k)
-
-    monkeypatch.setattr(Trainer, "_epoch", crash_after_two)
+    interrupt_after(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         Trainer(cfg(small_fer, **kw), tmp_path / "part", progress=False).fit()
-    monkeypatch.setattr(Trainer, "_epoch", real_epoch)
+    monkeypatch.undo()
     Trainer(cfg(small_fer, **kw), tmp_path / "part", resume=True, progress=False).fit()
     a = checkpoint.load(tmp_path / "full" / "last.pt")
     b = checkpoint.load(tmp_path / "part" / "last.pt")

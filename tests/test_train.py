@@ -2,6 +2,7 @@ import json
 
 import pytest
 import torch
+from conftest import interrupt_after
 
 from ferkit.cli import main
 from ferkit.errors import ConfigError
@@ -44,20 +45,10 @@ def test_resume_continues_an_interrupted_run_exactly(small_fer, tmp_path, monkey
     full = Trainer(cfg(small_fer), tmp_path / "full", progress=False)
     full.fit()
     part = Trainer(cfg(small_fer), tmp_path / "part", progress=False)
-
-    calls = {"n": 0}
-    real_epoch = Trainer._epoch
-
-    def crash_after_first(self, *a, **k):
-        if calls["n"] == 1:
-            raise KeyboardInterrupt
-        calls["n"] += 1
-        return real_epoch(self, *a, **k)
-
-    monkeypatch.setattr(Trainer, "_epoch", crash_after_first)
+    interrupt_after(monkeypatch, 1)
     with pytest.raises(KeyboardInterrupt):
         part.fit()
-    monkeypatch.setattr(Trainer, "_epoch", real_epoch)
+    monkeypatch.undo()
     assert json.loads((tmp_path / "part" / "history.json").read_text())[-1]["epoch"] == 1
     Trainer(cfg(small_fer), tmp_path / "part", resume=True, progress=False).fit()
     a = checkpoint.load(tmp_path / "full" / "last.pt")["model"]
