@@ -43,7 +43,9 @@ def run(cfg_d: dict, out: Path) -> dict:
     s = json.loads((out / "summary.json").read_text())
     hist = json.loads((out / "history.json").read_text())
     model = trainer._model(s["classes"])
+    tencrop = _tencrop_accuracy(out, cfg) if cfg.crop else None
     return {"val_accuracy_best": s["val_report"]["accuracy"], "best_epoch": s["best_epoch"],
+            "val_accuracy_tencrop": tencrop,
             "val_accuracy_last": hist[-1]["val_acc"], "val_macro_f1": s["val_report"]["macro_f1"],
             "macs_per_face": count_macs(model, cfg.input_size, cfg.channels),
             "params": sum(p.numel() for p in model.parameters()),
@@ -51,6 +53,22 @@ def run(cfg_d: dict, out: Path) -> dict:
             "median_epoch_seconds": statistics.median(h["seconds"] for h in hist),
             "curve": [round(h["val_acc"], 4) for h in hist],
             "run": str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out)}
+
+
+def _tencrop_accuracy(out: Path, cfg) -> float:
+    """Val accuracy of the run's best.pt with ten-crop TTA (crop-trained variants only)."""
+    import torch
+
+    from ferkit.data import load_dataset
+    from ferkit.train import checkpoint
+    from ferkit.train.loop import images_to_tensor, tencrop_logits
+    ck = checkpoint.load(out / "best.pt")
+    model = checkpoint.build_from_checkpoint(ck)
+    val = load_dataset(SHARED / "datasets" / "fer2013", "val", size=48, channels=1)
+    mc = ck["model_config"]
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+        z = tencrop_logits(model, images_to_tensor(val.images), mc["mean"], mc["std"], cfg.crop)
+    return float((z.argmax(1).numpy() == val.labels).mean())
 
 
 def main():

@@ -133,12 +133,14 @@ def scale_tables() -> list[str]:
                    f"`{st['recipe']}` for {st['epochs']} epochs, seed {st['seed']}, FER2013 val "
                    f"with flip TTA:\n")
         out.append("| variant | MMACs per face | val acc (best epoch) | last epoch | "
-                   "median s/epoch |")
-        out.append("|---|---|---|---|---|")
+                   "ten-crop | median s/epoch |")
+        out.append("|---|---|---|---|---|---|")
         for r in ab["rows"]:
+            tc = r.get("val_accuracy_tencrop")
             out.append(f"| {r['variant']} | {r['macs_per_face'] / 1e6:.0f} | "
                        f"{r['val_accuracy_best']:.4f} ({r['best_epoch']}) | "
-                       f"{r['val_accuracy_last']:.4f} | {r['median_epoch_seconds']:.0f} |")
+                       f"{r['val_accuracy_last']:.4f} | {'-' if tc is None else f'{tc:.4f}'} | "
+                       f"{r['median_epoch_seconds']:.0f} |")
     sl = load("serve_load")
     if sl:
         out.append(f"\n`ferkit serve` under load on 127.0.0.1 (`benchmarks/serve_load.py`): "

@@ -140,3 +140,16 @@ def test_several_teachers_give_the_mean_of_their_targets(small_fer, tiny_run, tm
     assert not torch.allclose(one, two)
     torch.testing.assert_close(both, (one + two) / 2)
     np.testing.assert_allclose(both.sum(1).numpy(), 1.0, rtol=1e-5)
+
+
+def test_tencrop_averages_ten_views_of_a_crop_model():
+    from ferkit.train.loop import tencrop_logits
+    torch.manual_seed(0)
+    m = create_model("resnet_fast", 7, 1, width=8, crop=40).eval()
+    x = torch.randint(0, 256, (3, 1, 48, 48), dtype=torch.uint8)
+    z = tencrop_logits(m, x, (0.5,), (0.25,), 40)
+    xn = (x.float() / 255 - 0.5) / 0.25
+    views = [xn[..., t:t + 40, s:s + 40] for t, s in ((0, 0), (0, 8), (8, 0), (8, 8), (4, 4))]
+    with torch.no_grad():
+        want = sum(m(v) + m(v.flip(3)) for v in views) / 10
+    torch.testing.assert_close(z, want)

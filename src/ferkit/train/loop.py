@@ -69,3 +69,24 @@ def class_weights(labels: np.ndarray, k: int, power: float) -> torch.Tensor:
     counts = np.bincount(labels, minlength=k).astype(np.float64)
     w = np.where(counts > 0, (len(labels) / (k * np.maximum(counts, 1))) ** power, 0.0)
     return torch.tensor(w / w[counts > 0].mean(), dtype=torch.float32)
+
+
+@torch.no_grad()
+def tencrop_logits(model, images_u8: torch.Tensor, mean, std, crop: int, *,
+                   batch_size: int = 256, device: str = "cpu") -> torch.Tensor:
+    """Ten-crop test-time augmentation (the four corner and the centre ``crop`` windows and
+    their mirror images, logits averaged), for a model trained on random crops of that size.
+    Ten passes per face: a research figure, not what a shipped model runs."""
+    model.eval()
+    h, w = images_u8.shape[-2:]
+    offsets = [(0, 0), (0, w - crop), (h - crop, 0), (h - crop, w - crop),
+               ((h - crop) // 2, (w - crop) // 2)]
+    outs = []
+    for i in range(0, len(images_u8), batch_size):
+        x = to_input(images_u8[i:i + batch_size], mean, std).to(device)
+        z = 0
+        for top, left in offsets:
+            v = x[..., top:top + crop, left:left + crop]
+            z = z + model(v).float() + model(v.flip(3)).float()
+        outs.append((z / (2 * len(offsets))).cpu())
+    return torch.cat(outs)
