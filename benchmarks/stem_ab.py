@@ -23,12 +23,14 @@ sys.path.insert(0, str(ROOT / "src"))
 
 RECIPE = ROOT / "recipes" / "fer2013_sgd.yaml"
 VARIANTS = [
-    ("A: stem stride 2, 48 px (today's default net)", "a_s2", {"stem_stride": 2, "crop": None}),
+    ("A: stem stride 2, 48 px (today's default net)", "a_s2",
+     {"stem_stride": 2, "stage1_stride": None, "crop": None}),
     ("B: full-resolution stem and stage 1, 40-px crops", "b_s1_crop40",
-     {"stem_stride": 1, "crop": 40}),
+     {"stem_stride": 1, "stage1_stride": None, "crop": 40}),
     ("C: full-resolution stem only (stage 1 at stride 2), 48 px", "c_s1_stage2",
      {"stem_stride": 1, "stage1_stride": 2, "crop": None}),
-    ("D: stem stride 2, 40-px crops", "d_s2_crop40", {"stem_stride": 2, "crop": 40}),
+    ("D: stem stride 2, 40-px crops", "d_s2_crop40",
+     {"stem_stride": 2, "stage1_stride": None, "crop": 40}),
 ]
 
 
