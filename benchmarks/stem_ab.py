@@ -58,7 +58,11 @@ def run(cfg_d: dict, out: Path) -> dict:
 
 
 def _tencrop_accuracy(out: Path, cfg) -> float:
-    """Val accuracy of the run's best.pt with ten-crop TTA (crop-trained variants only)."""
+    """Val accuracy of the run's best.pt with ten-crop TTA (crop-trained variants only),
+    cached in the run folder (ten passes over val are slow on a busy CPU)."""
+    cache = out / "tencrop.json"
+    if cache.exists() and cache.stat().st_mtime >= (out / "best.pt").stat().st_mtime:
+        return json.loads(cache.read_text())["val_accuracy_tencrop"]
     import torch
 
     from ferkit.data import load_dataset
@@ -70,7 +74,31 @@ def _tencrop_accuracy(out: Path, cfg) -> float:
     mc = ck["model_config"]
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
         z = tencrop_logits(model, images_to_tensor(val.images), mc["mean"], mc["std"], cfg.crop)
-    return float((z.argmax(1).numpy() == val.labels).mean())
+    acc = float((z.argmax(1).numpy() == val.labels).mean())
+    cache.write_text(json.dumps({"val_accuracy_tencrop": acc}))
+    return acc
+
+
+def plot_curves(rows: list[dict], path: Path) -> None:
+    """Val accuracy per epoch of every variant, for the docs' benchmarks page."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ferkit.io import atomic_path
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r in rows:
+        ax.plot(range(1, len(r["curve"]) + 1), r["curve"],
+                label=f"{r['variant'].split(':')[0]} ({r['macs_per_face'] / 1e6:.0f} MMACs)")
+    ax.set(xlabel="epoch", ylabel="val accuracy (flip TTA)",
+           title="Input-resolution A/B: resnet18 w40, recipes/fer2013_sgd.yaml")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
 
 
 def main():
@@ -92,6 +120,7 @@ def main():
         rows.append({"variant": label, "key": key, "options": extra, **r})
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "curve"}), flush=True)
     if not wanted:
+        plot_curves(rows, ROOT / "docs" / "img" / "stem_ab.png")
         write_result("stem_ab", {"setup": {"recipe": str(RECIPE.relative_to(ROOT)),
                                            "epochs": args.epochs, "seed": base["seed"]},
                                  "rows": rows})

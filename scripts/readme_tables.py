@@ -141,6 +141,7 @@ def scale_tables() -> list[str]:
                        f"{r['val_accuracy_best']:.4f} ({r['best_epoch']}) | "
                        f"{r['val_accuracy_last']:.4f} | {'-' if tc is None else f'{tc:.4f}'} | "
                        f"{r['median_epoch_seconds']:.0f} |")
+        out.append("\n![Val accuracy per epoch of the four variants](img/stem_ab.png)\n")
     sl = load("serve_load")
     if sl:
         out.append(f"\n`ferkit serve` under load on 127.0.0.1 (`benchmarks/serve_load.py`): "
