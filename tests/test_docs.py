@@ -21,7 +21,8 @@ def _tables_module():
 def test_readme_is_short_and_has_the_quickstart():
     text = (ROOT / "README.md").read_text()
     assert len(text.encode()) <= 12 * 1024
-    assert "bash scripts/test.sh" in text and "ferkit analyze ../shared/media" in text
+    ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert ci in text and "pytest" in ci and "ferkit analyze ../shared/media" in text
 
 
 def test_tables_are_generated_from_the_committed_json():
