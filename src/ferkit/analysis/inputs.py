@@ -43,14 +43,16 @@ def part_dir(out: Path, name: str) -> Path:
     return out / "parts" / name
 
 
-def done_record(out: Path, item, name: str) -> dict | None:
-    """The record of a complete partition of this same input, or None (to be analysed)."""
+def done_record(out: Path, item, name: str, complete: bool = True) -> dict | None:
+    """The record of this same input's partition (with ``complete``, only a complete one),
+    or None (to be analysed)."""
     p = part_dir(out, name) / "input.json"
     try:
         rec = json.loads(p.read_text())
     except (OSError, ValueError):
         return None
-    return rec if rec.get("input") == str(item) and rec.get("complete") else None
+    same = rec.get("input") == str(item)
+    return rec if same and (rec.get("complete") or not complete) else None
 
 
 def analyze_input(analyzer, item, name: str, opts) -> dict:

@@ -85,22 +85,12 @@ def run_analysis(analyzer: Analyzer, inputs: list, opts: RunOptions, *,
             failed.append({"input": str(item), "error": str(exc)})
         except KeyboardInterrupt:       # Ctrl-C: the normal end of a webcam session
             interrupted = True
-            rec = done_record_any(opts.out, item, name)
+            rec = done_record(opts.out, item, name, complete=False)
             if rec is not None:
                 records[name] = rec
             log.warning("interrupted: keeping what was analysed so far")
             break
     return finish(opts, todo, records, failed, interrupted, analyzer.classes)
-
-
-def done_record_any(out: Path, item, name: str) -> dict | None:
-    """The record of this input's partition, complete or not (after Ctrl-C)."""
-    import json
-    try:
-        rec = json.loads((part_dir(out, name) / "input.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return rec if rec.get("input") == str(item) else None
 
 
 def finish(opts: RunOptions, todo: list, records: dict, failed: list, interrupted: bool,
