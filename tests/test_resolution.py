@@ -79,6 +79,19 @@ def test_crop_trained_model_exports_with_the_full_input(small_fer, tmp_path):
     assert card["parity_max_prob_diff"] < 1e-4
 
 
+def test_upscaled_input_size_is_the_exported_model_input(small_fer, tmp_path):
+    """A run on faces resized to 64 px records 64 in its model config, so the ONNX model and
+    its card take 64-px faces (before, the config kept the registry's 48)."""
+    from ferkit.zoo.export import export
+    out = tmp_path / "up"
+    Trainer(cfg(small_fer, epochs=1, input_size=64), out, progress=False).fit()
+    ck = checkpoint.load(out / "best.pt")
+    assert ck["model_config"]["input_size"] == 64
+    card = export(out / "best.pt", tmp_path / "up.onnx", evaluate_val=False)
+    assert card["input_size"] == 64
+    assert ort.InferenceSession(str(tmp_path / "up.onnx")).get_inputs()[0].shape[2:] == [64, 64]
+
+
 def test_crop_larger_than_the_input_is_refused(small_fer, tmp_path, capsys):
     rc = main(["train", "--data", str(small_fer), "--crop", "56", "--out", str(tmp_path / "o")])
     assert rc == 2

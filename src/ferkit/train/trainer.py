@@ -232,7 +232,7 @@ class Trainer:
 
     def _model(self, classes):
         cfg = self.cfg
-        kw = {"norm": cfg.norm, "dropout": cfg.dropout}
+        kw = {"norm": cfg.norm, "dropout": cfg.dropout, "input_size": cfg.input_size}
         for key in ("width", "stem_stride", "stage1_stride", "crop"):
             if getattr(cfg, key):
                 kw[key] = getattr(cfg, key)
