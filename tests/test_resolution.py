@@ -166,3 +166,23 @@ def test_tencrop_averages_ten_views_of_a_crop_model():
     with torch.no_grad():
         want = sum(m(v) + m(v.flip(3)) for v in views) / 10
     torch.testing.assert_close(z, want)
+
+
+def test_a_teacher_of_another_input_size_sees_faces_at_its_size(small_fer, tmp_path):
+    """A 64-px teacher distilling a 48-px student scores the faces resized to 64 px, as the
+    reader gives them to a 64-px run (not the student's 48-px tensor)."""
+    from ferkit.data import load_dataset
+    from ferkit.train.loop import images_to_tensor, predict_logits
+    from ferkit.train.trainer import load_splits
+    big = tmp_path / "big"
+    Trainer(cfg(small_fer, epochs=1, input_size=64), big, progress=False).fit()
+    tr = Trainer(cfg(small_fer, epochs=1, distill=str(big / "best.pt"), distill_alpha=1.0,
+                     distill_temperature=1.0), tmp_path / "d", progress=False)
+    train, _ = load_splits(tr.cfg)
+    got = tr._targets(train, images_to_tensor(train.images), None)
+    ck = checkpoint.load(big / "best.pt")
+    teacher = checkpoint.build_from_checkpoint(ck)
+    x64 = images_to_tensor(load_dataset(small_fer, "train", size=64).images)
+    want = torch.softmax(predict_logits(teacher, x64, (0.5,), (0.25,), tta=True,
+                                        channels_last=False), 1)
+    torch.testing.assert_close(got, want)

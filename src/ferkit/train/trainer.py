@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ferkit.data import FaceArray, load_dataset
+from ferkit.data.images import fit_size
 from ferkit.errors import ConfigError
 from ferkit.evaluation.metrics import classification_report
 from ferkit.io import write_json
@@ -277,6 +278,9 @@ class Trainer:
         teacher = checkpoint.build_from_checkpoint(teacher_ck).to(self.device)
         tm = teacher_ck["model_config"]
         log.info("distillation: teacher %s on %d faces", path, len(train))
+        if tm["input_size"] != xtr.shape[-1]:      # e.g. a 64-px teacher for a 48-px student
+            xtr = images_to_tensor(np.stack([fit_size(im, tm["input_size"])
+                                             for im in train.images]))
         logits = predict_logits(teacher, xtr, tm["mean"], tm["std"], tta=True,
                                 device=self.device, channels_last=False)
         return torch.softmax(logits / cfg.distill_temperature, 1)
