@@ -145,6 +145,7 @@ def scale_tables() -> list[str]:
                        f"{r['val_accuracy_last']:.4f} | {'-' if tc is None else f'{tc:.4f}'} | "
                        f"{r['median_epoch_seconds']:.0f} |")
         out.append("\n![Val accuracy per epoch of the four variants](img/stem_ab.png)\n")
+    out += ferplus_table()
     sl = load("serve_load")
     if sl:
         out.append(f"\n`ferkit serve` under load on 127.0.0.1 (`benchmarks/serve_load.py`): "
@@ -182,6 +183,27 @@ def scale_tables() -> list[str]:
                        f"{r['images_per_s']:.0f} |")
         out.append(f"\n2 processes run at {dd['speedup_2_processes']:.2f}x one on this "
                    f"machine: there is no third core, and each step adds an all-reduce.")
+    return out
+
+
+def ferplus_table() -> list[str]:
+    """Issue 16's FER+ runs: the 48/64-px A/B and the distilled 48-px model, as ONNX."""
+    fa = load("ferplus_ab")
+    if not fa:
+        return []
+    out = [f"\nFER+ (`benchmarks/ferplus_ab.py`): resnet18 w40 on vote distributions, "
+           f"{fa['data']}; accuracy through ONNX Runtime, faces/s on 1 thread at batch 1:\n",
+           "| run | px | MMACs | epochs | trained on | float32 flip / none | int8 flip / none "
+           "| int8 faces/s flip / none |", "|---|---|---|---|---|---|---|---|"]
+    for r in fa["rows"]:
+        o = r["onnx"]
+        acc = lambda k: f"{o[k]['val_accuracy']:.4f}"  # noqa: E731
+        fps = lambda k: f"{o[k]['faces_per_s_1thread_batch1']:,.0f}"  # noqa: E731
+        out.append(f"| `{r['run']}` | {r['input_size']} | {r['macs_per_face'] / 1e6:.0f} | "
+                   f"{r['epochs_run']} | {r['hardware']}, {r['wall_seconds'] / 60:.0f} min | "
+                   f"{acc('fp32_flip')} / {acc('fp32_none')} | {acc('int8_flip')} / "
+                   f"{acc('int8_none')} | {fps('int8_flip')} / {fps('int8_none')} |")
+    out.append("\n![FER+ val accuracy per epoch](img/ferplus_ab.png)\n")
     return out
 
 

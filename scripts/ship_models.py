@@ -9,7 +9,9 @@ checked on 256 real val faces of the run's own dataset; the temperature is fitte
 (`ferkit calibrate`) and the card's val metrics are those of the calibrated ONNX model.
 ``cal:NAME`` only re-calibrates and re-measures a shipped model. ``int8:SRC:NAME`` writes
 an int8 copy of the shipped model SRC (`ferkit quantize`, 512 calibration faces from SRC's
-training data), then calibrates and measures it the same way.
+training data), then calibrates and measures it the same way. ``int8run:RUN:NAME`` ships
+only the int8 model of a run (its float ONNX is a temporary file; NAME.pt holds the float
+weights for fine-tuning and Grad-CAM).
 """
 from __future__ import annotations
 
@@ -21,11 +23,6 @@ sys.path.insert(0, str(ROOT / "src"))
 
 
 def main(specs):
-    import numpy as np
-
-    from ferkit.data import load_dataset
-    from ferkit.train import checkpoint
-    from ferkit.zoo.export import export
     assets = ROOT / "src" / "ferkit" / "assets"
     for spec in specs:
         if spec.startswith("cal:"):
@@ -35,18 +32,47 @@ def main(specs):
             _, src, name = spec.split(":")
             _ship_int8(assets, src, name)
             continue
+        if spec.startswith("int8run:"):
+            _, run, name = spec.split(":")
+            _ship_run_int8(assets, Path(run), name)
+            continue
         run, name = spec.split(":")
-        ck = checkpoint.load(Path(run) / "best.pt")
-        cfg = ck["config"]
-        val = load_dataset(cfg.get("val_data") or cfg["data"], "val",
-                           size=ck["model_config"]["input_size"],
-                           channels=ck["model_config"]["in_chans"]).images
-        imgs = val[np.random.default_rng(0).permutation(len(val))[:256]]
+        _export_run(Path(run), assets / f"{name}.onnx", name, assets / f"{name}.pt")
+        _measure(assets / f"{name}.onnx")   # calibration fitted on val, then val metrics
+
+
+def _export_run(run: Path, onnx: Path, name: str, slim: Path) -> dict:
+    """RUN/best.pt -> ONNX + card (+ slim checkpoint), parity checked on 256 val faces."""
+    import numpy as np
+
+    from ferkit.data import load_dataset
+    from ferkit.train import checkpoint
+    from ferkit.zoo.export import export
+    ck = checkpoint.load(run / "best.pt")
+    cfg = ck["config"]
+    val = load_dataset(cfg.get("val_data") or cfg["data"], "val",
+                       size=ck["model_config"]["input_size"],
+                       channels=ck["model_config"]["in_chans"]).images
+    imgs = val[np.random.default_rng(0).permutation(len(val))[:256]]
+    card = export(run / "best.pt", onnx, name=name, parity_images=imgs,
+                  slim_checkpoint=slim, evaluate_val=False)
+    print(name, "parity", card["parity_max_prob_diff"])
+    return card
+
+
+def _ship_run_int8(assets: Path, run: Path, name: str) -> None:
+    import tempfile
+
+    from ferkit.train import checkpoint
+    from ferkit.zoo.quantize import calibration_faces, quantize_model
+    data = checkpoint.load(run / "best.pt")["config"]["data"]
+    with tempfile.TemporaryDirectory() as td:
+        fp32 = Path(td) / f"{name}_fp32.onnx"
+        _export_run(run, fp32, f"{name}_fp32", assets / f"{name}.pt")
         onnx = assets / f"{name}.onnx"
-        card = export(Path(run) / "best.pt", onnx, name=name, parity_images=imgs,
-                      slim_checkpoint=assets / f"{name}.pt", evaluate_val=False)
-        print(name, "parity", card["parity_max_prob_diff"])
-        _measure(onnx)                 # calibration fitted on val, then val metrics with it
+        quantize_model(fp32, onnx, calibration_faces(data, fp32, n=512, seed=0),
+                       calib_source=data)
+    _measure(onnx)
 
 
 def _ship_int8(assets: Path, src: str, name: str) -> None:
