@@ -269,7 +269,8 @@ class Trainer:
         return (1 - cfg.distill_alpha) * t + cfg.distill_alpha * p
 
     def _teacher_probs(self, path: str, train: FaceArray, xtr) -> torch.Tensor:
-        """One teacher's softened probabilities (flip TTA) on the clean train faces."""
+        """One teacher's softened probabilities (flip TTA) on the clean train faces, under bf16
+        autocast when the run trains in it (as validation does)."""
         cfg = self.cfg
         teacher_ck = checkpoint.load(path)
         if teacher_ck["classes"] != train.classes:
@@ -281,8 +282,9 @@ class Trainer:
         if tm["input_size"] != xtr.shape[-1]:      # e.g. a 64-px teacher for a 48-px student
             xtr = images_to_tensor(np.stack([fit_size(im, tm["input_size"])
                                              for im in train.images]))
-        logits = predict_logits(teacher, xtr, tm["mean"], tm["std"], tta=True,
-                                device=self.device, channels_last=False)
+        with torch.autocast(cfg.device.split(":")[0], dtype=torch.bfloat16, enabled=cfg.bf16):
+            logits = predict_logits(teacher, xtr, tm["mean"], tm["std"], tta=True,
+                                    device=self.device, channels_last=cfg.channels_last)
         return torch.softmax(logits / cfg.distill_temperature, 1)
 
     def _epoch(self, model, opt, sched, xtr, labels, targets, weights, steps, epoch, mcfg):
