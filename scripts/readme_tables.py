@@ -30,6 +30,9 @@ def models_table():
         c, v = r.card, r.card["metrics"].get("val", {})
         arch = c["architecture"]
         a = f"{arch['name']} w{arch.get('width', '-')}"
+        if arch.get("stem_stride") == 1:       # issue 16's full-resolution stem
+            a += ", full-res stem"
+        a += ", int8" if c.get("quantization") else ""
         f = lambda t, b: f"{sp[(r.name, t, b)]:,.0f}" if (r.name, t, b) in sp else "-"
         cfd = (c.get("calibration") or {}).get("ece_cross_fitted") or {}
         cf = f"{cfd['temperature+top_label_map']:.4f}" if cfd else "-"

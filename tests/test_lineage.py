@@ -14,7 +14,7 @@ def _run(path, init_from, accs, secs=100.0, best_epoch=None):
     (path / "history.json").write_text(json.dumps(hist))
     (path / "summary.json").write_text(json.dumps({
         "best_epoch": best_epoch or (accs.index(max(accs)) + 1), "best_accuracy": max(accs),
-        "train_seconds": secs * len(accs)}))
+        "train_seconds": secs * len(accs), "hardware": {"device": "cpu", "threads": 2}}))
 
 
 def test_two_stages_sum_time_and_epochs(tmp_path):
@@ -29,6 +29,7 @@ def test_two_stages_sum_time_and_epochs(tmp_path):
     summ = stage_summary(stages)
     assert [s["train_seconds"] for s in summ] == [300.0, 200.0]
     assert summ[1]["best_epoch"] == 3 and summ[0]["init_from"] is None
+    assert summ[0]["hardware"] == {"device": "cpu", "threads": 2}   # stages may differ
 
 
 def test_single_run_and_missing_parent(tmp_path):

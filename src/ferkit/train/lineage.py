@@ -51,7 +51,9 @@ def stage_summary(stages: list[dict]) -> list[dict]:
              "epochs": len(s["history"]) or s["config"].get("epochs"),
              "lr": s["config"].get("lr"), "best_epoch": s["summary"].get("best_epoch"),
              "best_val_acc": s["summary"].get("best_accuracy"),
-             "train_seconds": s["summary"].get("train_seconds")} for s in stages]
+             "train_seconds": s["summary"].get("train_seconds"),
+             "hardware": s["summary"].get("hardware"),
+             "distill": s["config"].get("distill")} for s in stages]
 
 
 def time_to_accuracy(stages: list[dict], target: float) -> dict:
