@@ -28,7 +28,8 @@ from ferkit.train.config import TrainConfig
 from ferkit.train.epochs import run_epochs
 from ferkit.train.freeze import train_mode, trainable_parameters
 from ferkit.train.loop import images_to_tensor, lr_lambda, predict_logits, to_input
-from ferkit.train.trainer import hardware, load_splits
+from ferkit.train.report import hardware
+from ferkit.train.trainer import load_splits
 
 log = logging.getLogger(__name__)
 

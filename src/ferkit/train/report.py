@@ -1,9 +1,14 @@
-"""Training history as CSV/JSON and a training-curve PNG."""
+"""What a run writes about itself: history as CSV/JSON, the training-curve PNG, the
+sessions of a run continued across sessions, the hardware it ran on and the faces the
+reweighter down-weights."""
 from __future__ import annotations
 
 import csv
 import io
+import platform
 from pathlib import Path
+
+import numpy as np
 
 from ferkit.io import atomic_path, write_json, write_text
 
@@ -57,3 +62,26 @@ def record_session(out: Path, started: float, first_epoch: int, epoch: int,
                  "wall_seconds": round(time.time() - started, 1),
                  "train_seconds_total": round(train_seconds, 1)})
     write_json(path, rows)
+
+
+def write_downweighted(path: Path, rw, train) -> None:
+    """The faces the reweighter currently down-weights, hardest first."""
+    idx = np.nonzero(rw.low)[0]
+    idx = idx[np.argsort(-rw.ema[idx])]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "label", "loss_ema"])
+        for i in idx:
+            w.writerow([train.paths[i], train.classes[train.labels[i]], f"{rw.ema[i]:.4f}"])
+
+
+def hardware(cfg, processes: int = 1) -> dict:
+    import torch
+
+    info = {"device": cfg.device, "threads": cfg.threads, "cpu": platform.processor() or
+            platform.machine(), "torch": torch.__version__}
+    if processes > 1:
+        info["processes"] = processes
+    if cfg.device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info

@@ -3,7 +3,6 @@ validation, best/last checkpoints (atomic), resume, history and curves."""
 from __future__ import annotations
 
 import logging
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ from ferkit.train.losses import (
     prepare_targets,
     weighted_mean,
 )
+from ferkit.train.report import hardware, write_downweighted
 
 log = logging.getLogger(__name__)
 
@@ -376,30 +376,6 @@ class Trainer:
         return classification_report(probs, val.labels, val.classes)
 
 
-def write_downweighted(path: Path, rw: HardSampleReweighter, train: FaceArray) -> None:
-    """The faces the reweighter currently down-weights, hardest first."""
-    import csv
-
-    from ferkit.io import atomic_path
-    idx = np.nonzero(rw.low)[0]
-    idx = idx[np.argsort(-rw.ema[idx])]
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["path", "label", "loss_ema"])
-        for i in idx:
-            w.writerow([train.paths[i], train.classes[train.labels[i]], f"{rw.ema[i]:.4f}"])
-
-
 def _progress(total, desc, enabled):
     from tqdm import tqdm
     return tqdm(total=total, desc=desc, leave=False, disable=not enabled, dynamic_ncols=True)
-
-
-def hardware(cfg: TrainConfig, processes: int = 1) -> dict:
-    info = {"device": cfg.device, "threads": cfg.threads, "cpu": platform.processor() or
-            platform.machine(), "torch": torch.__version__}
-    if processes > 1:
-        info["processes"] = processes
-    if cfg.device.startswith("cuda") and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
