@@ -3,7 +3,6 @@ benchmark JSON files (so the README quotes measured figures only).
 
     python scripts/readme_tables.py
 """
-import json
 import re
 import sys
 from pathlib import Path
@@ -11,11 +10,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RES = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "scripts"))
 
-
-def load(name):
-    p = RES / f"{name}.json"
-    return json.loads(p.read_text()) if p.is_file() else None
+from research_tables import load, research_tables  # noqa: E402
 
 
 def models_table():
@@ -50,7 +47,8 @@ def models_table():
     return "\n".join(lines)
 
 
-def bench_table():
+def analyze_tables() -> list[str]:
+    """benchmarks/analyze_speed.py: the video analysed with each model."""
     out = []
     for model in ("default", "default_int8", "fast"):
         a = load(f"analyze_speed_{model}")
@@ -74,6 +72,12 @@ def bench_table():
             out.append("")
             out.append("(With threaded detection the stage columns are busy time per frame; "
                        "the stages overlap.)\n")
+    return out
+
+
+def vs_fer_table() -> list[str]:
+    """benchmarks/vs_fer.py: ferkit against the `fer` package."""
+    out = []
     v = load("vs_fer")
     if v:
         fk, fr = v["ferkit"], v["fer"]
@@ -87,6 +91,12 @@ def bench_table():
                        f"{fk['images'][k]['median_ms']:.0f} | {fr['images'][k]['faces']} / "
                        f"{fr['images'][k]['median_ms']:.0f} |")
         out.append("")
+    return out
+
+
+def quantize_table() -> list[str]:
+    """benchmarks/quantize.py: int8 against float32."""
+    out = []
     q = load("quantize")
     if q:
         out.append("int8 (`ferkit quantize`, calibrated on 512 train faces) against float32, "
@@ -100,6 +110,12 @@ def bench_table():
                        f"{r['faces_per_s_1thread_batch1']:,.0f} | "
                        f"{r['faces_per_s_1thread_batch64']:,.0f} | {r['onnx_bytes'] / 1e6:.1f} |")
         out.append("")
+    return out
+
+
+def train_speed_table() -> list[str]:
+    """benchmarks/train_speed.py: training images/s."""
+    out = []
     t = load("train_speed")
     if t:
         out.append("Training throughput on this 2-core CPU (batch 128, augmentation included, images/s):\n")
@@ -113,6 +129,12 @@ def bench_table():
             out.append(f"| {k} | {d['params']:.2f} | {d[(False, True)]:.0f} | {d[(False, False)]:.0f} | "
                        f"{d[(True, True)]:.0f} | {d[(True, False)]:.0f} |")
         out.append("")
+    return out
+
+
+def runs_table() -> list[str]:
+    """benchmarks/accuracy.py: the training runs and their time to 70% val."""
+    out = []
     acc = load("accuracy")
     if acc and acc.get("time_to_70"):
         out.append("Training runs (from their histories; a run fine-tuned from another run's "
@@ -126,8 +148,13 @@ def bench_table():
                        f"{d['total_seconds']:.0f} | "
                        f"{d['median_train_images_per_s']:.0f} | "
                        f"{'epoch %d after %.0f s' % (r['epoch'], r['seconds']) if r else 'not reached'} |")
-    return "\n".join(out + research_tables() + scale_tables())
+    return out
 
+
+def bench_table():
+    out = (analyze_tables() + vs_fer_table() + quantize_table() + train_speed_table()
+           + runs_table())
+    return "\n".join(out + research_tables() + scale_tables())
 
 def scale_tables() -> list[str]:
     """Issue 16-18 tables: the stem A/B, the server under load, engines and DDP."""
@@ -207,136 +234,6 @@ def ferplus_table() -> list[str]:
                    f"{acc('fp32_flip')} / {acc('fp32_none')} | {acc('int8_flip')} / "
                    f"{acc('int8_none')} | {fps('int8_flip')} / {fps('int8_none')} |")
     out.append("\n![FER+ val accuracy per epoch](img/ferplus_ab.png)\n")
-    return out
-
-
-def research_tables() -> list[str]:
-    out = []
-    p = load("privacy_table")
-    if p:
-        st = p["setup"]
-        out.append(f"\nPrivacy on FER2013 halves ({st['model']}; public {st['public_half']} / private "
-                   f"{st['private_half']} faces; stage two trains `{st['trainable_stage_two']}`; "
-                   f"audit: {st['audit_n']} members vs {st['audit_n']} val non-members, "
-                   f"{st['shadow_models']} shadow models"
-                   + (f"; two-stage: {st['epochs_stage_one']}-epoch public stage one, "
-                      f"{st['epochs_stage_two']}-epoch stage two; calibrated attack against "
-                      f"`{st['reference_model']}`" if st.get("reference_model") else "") + ")")
-        sr = st.get("dp_scratch_recipe")
-        if sr:
-            out[-1] += (f"; DP from scratch: resnet_fast w{sr['width']}, {sr['optimizer'].upper()} "
-                        f"lr {sr['lr']:g} momentum {sr['momentum']:g}, logical batch "
-                        f"{sr['batch_size']}, {sr['schedule']}, {st['epochs_dp_scratch']} epochs")
-        out[-1] += ":\n"
-        out.append("| ε | recipe | val acc | macro-F1 | s/epoch | loss-attack AUC | LiRA AUC | "
-                   "calibrated AUC [95%] | best TPR@1%FPR | ε bound on AUC |")
-        out.append("|---|---|---|---|---|---|---|---|---|---|")
-
-        def auc(a):
-            if not a:
-                return "-"
-            ci = a.get("auc_ci95")
-            return f"{a['auc']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
-        for r in p["rows"]:
-            a = r["audit"]
-            bound = f"{r['dp_bound_auc']:.3f}" if r.get("dp_bound_auc") else "-"
-            tpr = max(v["tpr_at_1pct_fpr"] for v in a.values())
-            out.append(f"| {r['epsilon']} | {r['recipe']} | {r['val_accuracy']:.4f} | "
-                       f"{r.get('val_macro_f1') or float('nan'):.4f} | "
-                       f"{r.get('seconds_per_epoch') or float('nan'):.0f} | "
-                       f"{auc(a['loss_threshold'])} | {auc(a.get('shadow_lira'))} | "
-                       f"{auc(a.get('reference_calibrated'))} | {tpr:.4f} | {bound} |")
-        paired = [r for r in p["rows"] if r.get("non_private_minus_this")]
-        if paired:
-            out.append("\nIs the non-private model's leak larger? The same faces audited under both "
-                       "models, AUC(non-private) minus AUC(DP) per attack, with DeLong's paired 95% "
-                       "interval and p-value:\n")
-            out.append("| ε | recipe | non-private run | loss attack | LiRA | calibrated |")
-            out.append("|---|---|---|---|---|---|")
-
-            def diff(c):
-                if not c:
-                    return "-"
-                lo, hi = c["ci95"]
-                return f"{c['difference']:+.3f} [{lo:+.3f}, {hi:+.3f}] p {c['p_value']:.1g}"
-            for r in paired:
-                for name, c in r["non_private_minus_this"].items():
-                    out.append(f"| {r['epsilon']} | {r['recipe']} | {name} | "
-                               f"{diff(c.get('loss_threshold'))} | {diff(c.get('shadow_lira'))} | "
-                               f"{diff(c.get('reference_calibrated'))} |")
-    s = load("semi_supervised")
-    if s:
-        a, c = s["a_supervised_10pct"], s["c_supervised_100pct"]
-        out.append(f"\nSemi-supervised (10% labelled = {s['setup']['labelled']} faces; val accuracy): "
-                   f"(a) 10% supervised {a['val_accuracy']:.4f}, (c) 100% supervised "
-                   f"{c['val_accuracy']:.4f} ({c['epochs']} epochs)")
-        cl = s.get("c_supervised_100pct_long")
-        if cl:
-            out[-1] += (f", and trained longer {cl['val_accuracy']:.4f} ({cl['epochs']} epochs; "
-                        f"the last column measures the gap against it")
-            for o in s.get("c_supervised_100pct_longer", [])[:-1]:
-                out[-1] += f"; {o['epochs']} epochs: {o['val_accuracy']:.4f}"
-            out[-1] += ")"
-        out[-1] += (". A variant named `x+y` starts from the best model of variant `x` "
-                    "instead of (a).\n")
-        out.append("| variant | round | faces taken | purity | val acc | gap closed |"
-                   + (" gap closed vs the longer (c) |" if cl else ""))
-        out.append("|---|---|---|---|---|---|" + ("---|" if cl else ""))
-
-        def share(acc, ref):        # share of the gap from (a) to ``ref``
-            return (acc - a["val_accuracy"]) / (ref["val_accuracy"] - a["val_accuracy"])
-
-        def closed(acc, ref):
-            return f" {share(acc, ref):.0%} |"
-        for run in s["b_pseudo_label"]:
-            name = run.get("variant", f"threshold_{run['config']['threshold']}")
-            for r in run["rounds"]:
-                out.append(f"| {name} | {r['round']} | {r['selected']} | "
-                           f"{r['purity']:.3f} | {r['val_accuracy']:.4f} |"
-                           + closed(r["val_accuracy"], c)
-                           + (closed(r["val_accuracy"], cl) if cl else ""))
-        online = s.get("b_fixmatch") or []
-        if online:
-            out.append("\nOnline pseudo-labels (FixMatch, `ferkit pseudo-label --method fixmatch`): "
-                       "per epoch (one pass over the unlabelled faces, each seen once), the faces "
-                       "that passed their class threshold, their purity against the hidden labels, "
-                       "and the EMA model's val accuracy; every 5th epoch and the best:\n")
-            out.append("| variant | starts from (val acc) | epoch | faces over the threshold | "
-                       "purity | val acc | gap closed |" + (" gap closed vs the longer (c) |" if cl else ""))
-            out.append("|---|---|---|---|---|---|---|" + ("---|" if cl else ""))
-            for run in online:
-                best = max(run["epochs"], key=lambda e: e["val_accuracy"])
-                for e in run["epochs"]:
-                    if e["epoch"] % 5 and e is not best:
-                        continue
-                    out.append(f"| {run['variant']} | {Path(run['start_model']).parent.name} "
-                               f"({run['start_val_accuracy']:.4f}) | {e['epoch']}"
-                               f"{' (best)' if e is best else ''} | {e['selected']} | "
-                               f"{e['purity']:.3f} | {e['val_accuracy']:.4f} |"
-                               + closed(e["val_accuracy"], c)
-                               + (closed(e["val_accuracy"], cl) if cl else ""))
-            top = max(online, key=lambda r: r["best_val_accuracy"])
-            ref = cl or c
-            last = top["epochs"][-1]["val_accuracy"]
-            out.append(f"\nThe best (b), `{top['variant']}`, reaches {top['best_val_accuracy']:.4f} "
-                       f"and closes {share(top['best_val_accuracy'], ref):.0%} of the gap to (c) "
-                       f"at {ref['epochs']} epochs; its last epoch ({last:.4f}) closes "
-                       f"{share(last, ref):.0%}. Every figure here, (c) included, is the best val "
-                       "epoch of its run, so each is a little optimistic.")
-    ab = load("ablation")
-    if ab:
-        st = ab["setup"]
-        out.append(f"\nAblation on FER2013 val ({st['model']} w{st['width']}, {st['epochs']} epochs, "
-                   f"seed {st['seed']}):\n")
-        out.append("| option | val acc | macro-F1 | wall s |\n|---|---|---|---|")
-        for r in ab.get("fer2013", []):
-            out.append(f"| {r['option']} | {r['val_accuracy']:.4f} | {r['val_macro_f1']:.4f} | "
-                       f"{r['wall_seconds']:.0f} |")
-        out.append(f"\nFER+ label schemes (8 classes, FER+ valid, {st['ferplus_epochs']} epochs):\n")
-        out.append("| scheme | val acc | macro-F1 | wall s |\n|---|---|---|---|")
-        for r in ab.get("ferplus", []):
-            out.append(f"| {r['scheme']} | {r['val_accuracy']:.4f} | {r['val_macro_f1']:.4f} | "
-                       f"{r['wall_seconds']:.0f} |")
     return out
 
 
