@@ -68,22 +68,29 @@ def quantize_model(model, out: str | Path, calib_faces: np.ndarray, *,
             quantize_static(str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             per_channel=per_channel)
-    card = dict(clf.ref.card)
+    card = _int8_card(clf.ref, out, {"per_channel": per_channel,
+                                     "calibration_faces": len(calib_faces),
+                                     "calibration_source": calib_source})
+    write_json(out.with_suffix(".json"), card)
+    return card
+
+
+def _int8_card(src, out: Path, quant: dict) -> dict:
+    """The int8 model's card: the source's, with its MC-dropout head copied beside ``out``,
+    the float val metrics kept as ``val_float`` and the quantisation settings."""
+    card = dict(src.card)
     card["name"] = out.stem
     head = card.get("mc_dropout_head")
-    if head and (clf.ref.path.parent / head).is_file():
+    if head and (src.path.parent / head).is_file():
         dst = out.with_suffix(".head.npz")
         with atomic_path(dst) as tmp:
-            shutil.copyfile(clf.ref.path.parent / head, tmp)
+            shutil.copyfile(src.path.parent / head, tmp)
         card["mc_dropout_head"] = dst.name
     card.pop("speed", None)                       # measured again by classify_speed
     card["metrics"] = {"val_float": card.get("metrics", {}).get("val")}
-    card["quantization"] = {"format": "QDQ", "weights": "int8", "activations": "uint8",
-                            "per_channel": per_channel, "calibration_faces": len(calib_faces),
-                            "calibration_source": calib_source, "source_model": clf.ref.name,
-                            "source_sha256": card.get("onnx_sha256")}
+    card["quantization"] = {"format": "QDQ", "weights": "int8", "activations": "uint8", **quant,
+                            "source_model": src.name, "source_sha256": card.get("onnx_sha256")}
     card["onnx_sha256"] = hashlib.sha256(out.read_bytes()).hexdigest()
-    write_json(out.with_suffix(".json"), card)
     return card
 
 
