@@ -1,5 +1,5 @@
 """Issue 16's FER+ models: the 48-px against the 64-px input A/B (recipes/ferplus_r18.yaml,
-both trained side by side on a lent GPU by scripts/lease_ferplus.py) and the 48-px model
+both trained side by side on a lent GPU by scripts/lease_train.py) and the 48-px model
 fine-tuned with both as teachers (recipes/ferplus_r18_distill.yaml), then towards the 64-px
 one alone (recipes/ferplus_r18_distill_s2.yaml). For each run: FER2013Valid
 accuracy through ONNX Runtime in float32 and int8, with flip TTA and without, MACs per

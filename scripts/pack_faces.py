@@ -1,10 +1,15 @@
-"""Pack a FER+ folder (label.csv + 48-px PNGs) into one compressed uint8 array, and unpack it
-again into the same layout, so a GPU lease can train on it (issue 16: the faces travel
-under the 64-MiB limit; PNG is lossless, so unpacked pixels equal the originals).
+"""Pack a face dataset into one lzma'd uint8 array, and unpack it again into the same layout,
+so a GPU lease can train on it (issue 16: the faces travel under the 64-MiB limit).
 
-    python scripts/pack_faces.py pack ../shared/datasets/ferplus OUT.npz
-    python scripts/pack_faces.py unpack OUT.npz FOLDER
-Faces whose majority vote is unknown / not-a-face are left out (the reader drops them)."""
+Two layouts: FER+ (FER2013Train/ and FER2013Valid/, each label.csv + 48-px PNGs; faces whose
+majority vote is unknown / not-a-face are left out, as the reader drops them) and class
+folders (SPLIT/CLASS/*.jpg|png, e.g. ../shared/datasets/fer2013 with train/ and val/).
+Faces are stored as decoded pixels and unpacked as PNG, so the trainer reads the same
+pixels as from the originals (also where the other machine's JPEG decoder differs).
+
+    python scripts/pack_faces.py pack ../shared/datasets/ferplus .devdata/ferplus.npz.xz
+    python scripts/pack_faces.py unpack .devdata/ferplus.npz.xz /tmp/ferplus
+"""
 from __future__ import annotations
 
 import argparse
@@ -16,39 +21,76 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-SPLITS = ("FER2013Train", "FER2013Valid")
+FERPLUS_SPLITS = ("FER2013Train", "FER2013Valid")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
+
+
+def _text(rows) -> np.ndarray:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return np.frombuffer(buf.getvalue().encode(), np.uint8)
+
+
+def _rows(arr: np.ndarray) -> list[list[str]]:
+    return [r for r in csv.reader(io.StringIO(arr.tobytes().decode())) if r]
+
+
+def _read(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise SystemExit(f"{path}: not a readable image")
+    return img
+
+
+def pack_arrays(src: Path) -> dict[str, np.ndarray]:
+    """Per split: ``SPLIT_faces`` (N, H, W) and ``SPLIT_rows`` (CSV text as bytes: the FER+
+    label rows, or ``class,file`` for class folders)."""
+    arrays = {}
+    if (src / FERPLUS_SPLITS[0] / "label.csv").is_file():
+        for split in FERPLUS_SPLITS:
+            rows = [r for r in csv.reader(open(src / split / "label.csv", newline="")) if r]
+            rows = [r for r in rows if int(np.argmax([float(v) for v in r[2:12]])) < 8]
+            arrays[f"ferplus/{split}_faces"] = np.stack([_read(src / split / r[0]) for r in rows])
+            arrays[f"ferplus/{split}_rows"] = _text(rows)
+        return arrays
+    for split in sorted(p for p in src.iterdir() if p.is_dir()):
+        rows = [[c.name, f.name] for c in sorted(split.iterdir()) if c.is_dir()
+                for f in sorted(c.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+        arrays[f"folders/{split.name}_faces"] = np.stack(
+            [_read(split / c / f) for c, f in rows])
+        arrays[f"folders/{split.name}_rows"] = _text(rows)
+    if not arrays:
+        raise SystemExit(f"{src}: neither a FER+ folder nor SPLIT/CLASS/ image folders")
+    return arrays
 
 
 def pack(src: Path, out: Path) -> None:
-    arrays = {}
-    for split in SPLITS:
-        rows = [r for r in csv.reader(open(src / split / "label.csv", newline="")) if r]
-        rows = [r for r in rows if int(np.argmax([float(v) for v in r[2:12]])) < 8]
-        faces = np.stack([cv2.imread(str(src / split / r[0]), cv2.IMREAD_GRAYSCALE)
-                          for r in rows])
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerows(rows)
-        arrays[f"{split}_faces"] = faces
-        arrays[f"{split}_labels"] = np.frombuffer(buf.getvalue().encode(), np.uint8)
     raw = io.BytesIO()
-    np.savez(raw, **arrays)
+    np.savez(raw, **pack_arrays(src))
     tmp = out.with_suffix(".tmp")
     tmp.write_bytes(lzma.compress(raw.getvalue(), preset=9 | lzma.PRESET_EXTREME))
     tmp.replace(out)
-    print(out, out.stat().st_size / 2**20, "MiB")
+    print(out, f"{out.stat().st_size / 2**20:.1f} MiB")
 
 
 def unpack(src: Path, folder: Path) -> None:
     arrays = np.load(io.BytesIO(lzma.decompress(src.read_bytes())))
-    for split in SPLITS:
+    for key in (k for k in arrays.files if k.endswith("_faces")):
+        layout, split = key[:-len("_faces")].split("/")
+        rows, faces = _rows(arrays[key[:-len("faces")] + "rows"]), arrays[key]
         d = folder / split
-        d.mkdir(parents=True, exist_ok=True)
-        text = arrays[f"{split}_labels"].tobytes().decode()
-        (d / "label.csv").write_text(text)
-        names = [r[0] for r in csv.reader(io.StringIO(text)) if r]
-        for name, face in zip(names, arrays[f"{split}_faces"]):
-            cv2.imwrite(str(d / name), face)
-        print(split, len(names), "faces")
+        if layout == "ferplus":
+            d.mkdir(parents=True, exist_ok=True)
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator="\n").writerows(rows)
+            (d / "label.csv").write_text(buf.getvalue())
+            paths = [d / r[0] for r in rows]
+        else:
+            paths = [d / c / (Path(f).stem + ".png") for c, f in rows]
+        for path, face in zip(paths, faces):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(path), face)
+        print(split, len(paths), "faces")
 
 
 def main() -> None:
