@@ -81,9 +81,7 @@ def unpack(src: Path, folder: Path) -> None:
         d = folder / split
         if layout == "ferplus":
             d.mkdir(parents=True, exist_ok=True)
-            buf = io.StringIO()
-            csv.writer(buf, lineterminator="\n").writerows(rows)
-            (d / "label.csv").write_text(buf.getvalue())
+            (d / "label.csv").write_bytes(arrays[key[:-len("faces")] + "rows"].tobytes())
             paths = [d / r[0] for r in rows]
         else:
             paths = [d / c / (Path(f).stem + ".png") for c, f in rows]

@@ -63,12 +63,11 @@ def _export_run(run: Path, onnx: Path, name: str, slim: Path) -> dict:
 def _ship_run_int8(assets: Path, run: Path, name: str) -> None:
     import tempfile
 
-    from ferkit.train import checkpoint
     from ferkit.zoo.quantize import calibration_faces, quantize_model
-    data = checkpoint.load(run / "best.pt")["config"]["data"]
     with tempfile.TemporaryDirectory() as td:
         fp32 = Path(td) / f"{name}_fp32.onnx"
-        _export_run(run, fp32, f"{name}_fp32", assets / f"{name}.pt")
+        card = _export_run(run, fp32, f"{name}_fp32", assets / f"{name}.pt")
+        data = card["training_data"]["source"]
         onnx = assets / f"{name}.onnx"
         quantize_model(fp32, onnx, calibration_faces(data, fp32, n=512, seed=0),
                        calib_source=data)
