@@ -49,7 +49,7 @@ def models_table():
 def analyze_tables() -> list[str]:
     """benchmarks/analyze_speed.py: the video analysed with each model."""
     out = []
-    for model in ("default", "default_int8", "fast"):
+    for model in ("default", "default_fp32", "fast"):
         a = load(f"analyze_speed_{model}")
         if a:
             out.append(f"Analysis of short_hamilton_clip.mp4 (640x360, 275 frames) with `{model}`:\n")

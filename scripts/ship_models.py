@@ -1,7 +1,7 @@
 """Release step: export the trained runs into the package as shipped models.
 
-    python scripts/ship_models.py runs/default_s2:default runs/fast_c2:fast runs/ferplus:ferplus \
-        int8:default:default_int8
+    python scripts/ship_models.py runs/fer2013_sgd:default_fp32 int8:default_fp32:default \
+        runs/fast_c2:fast int8run:runs/ferplus_r18_distill_s2:ferplus
 
 For each RUN:NAME: src/ferkit/assets/NAME.onnx + NAME.head.npz (head for MC dropout) +
 NAME.json (model card) + NAME.pt (slim weights-only checkpoint for fine-tuning). Parity is

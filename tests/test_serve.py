@@ -53,7 +53,7 @@ def test_health_models_and_openapi(server):
     h = httpx.get(server + "/health").json()
     assert h["status"] == "ok" and h["models_loaded"] == ["default"]
     names = [m["name"] for m in httpx.get(server + "/v1/models").json()]
-    assert names[:3] == ["default", "default_int8", "fast"]
+    assert names[:3] == ["default", "default_fp32", "fast"]
     spec = httpx.get(server + "/openapi.json").json()
     assert {"/v1/analyze", "/v1/jobs", "/v1/jobs/{job_id}", "/v1/models"} <= set(spec["paths"])
     assert httpx.get(server + "/docs").status_code == 200

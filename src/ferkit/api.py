@@ -140,6 +140,6 @@ class Model:
 
 
 def load_model(name: str = "default", *, threads: int = 1, tta: bool | None = None) -> Model:
-    """A classifier by shipped name (``default``, ``default_int8``, ``fast``, ``ferplus``)
+    """A classifier by shipped name (``default``, ``default_fp32``, ``fast``, ``ferplus``)
     or .onnx path (with its model card beside it)."""
     return Model(name, threads=threads, tta=tta)

@@ -52,7 +52,7 @@ def shipped() -> list[ModelRef]:
     refs = []
     for p in sorted(ASSETS.glob("*.onnx")):
         refs.append(ModelRef(p.stem, p, read_card(p)))
-    order = {"default": 0, "default_int8": 1, "fast": 2}
+    order = {"default": 0, "default_fp32": 1, "fast": 2}
     return sorted(refs, key=lambda r: (order.get(r.name, len(order)), r.name))
 
 
