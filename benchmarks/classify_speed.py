@@ -23,9 +23,9 @@ def main():
                     help="store the 1-thread batch-64 figure in each shipped model card")
     ap.add_argument("--repeats", type=int, default=15)
     args = ap.parse_args()
-    from ferkit.analysis.classify import OnnxClassifier
     from ferkit.data import load_dataset
     from ferkit.io import write_json
+    from ferkit.zoo.classify import OnnxClassifier
     from ferkit.zoo.shipped import shipped
 
     faces = load_dataset(SHARED / "datasets/fer2013", "val").images[:512]

@@ -27,8 +27,8 @@ RUNS = ["runs/ferplus_r18_48", "runs/ferplus_r18_64", "runs/ferplus_r18_distill"
 
 def onnx_rows(run: Path, work: Path, faces, repeats: int) -> dict:
     """Accuracy and 1-thread batch-1 speed of the run's best.pt as float32 and int8 ONNX."""
-    from ferkit.analysis.classify import OnnxClassifier
     from ferkit.evaluation.evaluate import evaluate
+    from ferkit.zoo.classify import OnnxClassifier
     from ferkit.zoo.export import export
     from ferkit.zoo.quantize import calibration_faces, quantize_model
     fp32 = work / f"{run.name}.onnx"

@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 
 def speed(model, faces, repeats: int) -> dict:
-    from ferkit.analysis.classify import OnnxClassifier
+    from ferkit.zoo.classify import OnnxClassifier
     clf = OnnxClassifier(model, threads=1, tta=False)
     x = clf.preprocess(faces)
     return {f"faces_per_s_1thread_batch{b}": classify_throughput(clf, x, b, repeats)

@@ -6,12 +6,12 @@ import onnxruntime as ort
 import pytest
 from conftest import FER, real_faces
 
-from ferkit.analysis.classify import OnnxClassifier
 from ferkit.cli import main
 from ferkit.errors import ModelError
 from ferkit.evaluation.evaluate import evaluate
 from ferkit.evaluation.metrics import classification_report
 from ferkit.train import checkpoint
+from ferkit.zoo.classify import OnnxClassifier
 
 REQUIRED = {"accuracy", "macro_f1", "balanced_accuracy", "per_class",
             "per_class_accuracy_spread", "confusion_matrix", "ece", "n"}

@@ -102,9 +102,9 @@ def test_training_options_run_end_to_end(small_fer, tmp_path, extra):
 
 
 def test_semantic_model_exports_and_predicts_the_nearest_label(small_fer, tmp_path):
-    from ferkit.analysis.classify import OnnxClassifier
     from ferkit.data import load_dataset
     from ferkit.train import checkpoint
+    from ferkit.zoo.classify import OnnxClassifier
     from ferkit.zoo.export import export
     cfg = TrainConfig.from_dict({"data": str(small_fer), "model": "resnet_fast", "width": 8,
                                  "epochs": 1, "batch_size": 32, "threads": 1, "loss": "semantic"})

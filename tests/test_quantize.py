@@ -4,9 +4,9 @@ import json
 import numpy as np
 import onnx
 
-from ferkit.analysis.classify import OnnxClassifier
 from ferkit.cli import main
 from ferkit.data import load_dataset
+from ferkit.zoo.classify import OnnxClassifier
 
 
 def test_quantize_fast_model(small_fer, tmp_path, capsys):

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 from conftest import SHARED
 
-from ferkit.analysis.classify import OnnxClassifier
 from ferkit.cli import main
 from ferkit.errors import ConfigError
 from ferkit.evaluation.calibration import (
@@ -19,6 +18,7 @@ from ferkit.evaluation.calibration import (
 )
 from ferkit.evaluation.evaluate import calibrate, evaluate
 from ferkit.evaluation.metrics import expected_calibration_error
+from ferkit.zoo.classify import OnnxClassifier
 
 
 def test_temperature_recovers_a_known_scale(rng):

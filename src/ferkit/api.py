@@ -106,7 +106,7 @@ class Model:
     """A shipped or exported classifier for aligned face crops (see ``load_model``)."""
 
     def __init__(self, name: str = "default", *, threads: int = 1, tta: bool | None = None):
-        from ferkit.analysis.classify import OnnxClassifier
+        from ferkit.zoo.classify import OnnxClassifier
         self._clf = OnnxClassifier(name, threads=threads, tta=tta)
 
     @property

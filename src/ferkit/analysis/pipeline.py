@@ -9,13 +9,13 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ferkit.analysis.align import align_face
-from ferkit.analysis.classify import OnnxClassifier
 from ferkit.analysis.detect import make_detector
 from ferkit.analysis.media import DEFAULT_MAX_PIXELS, Frame, load_image, video_frames
 from ferkit.analysis.track import IoUTracker, SceneCut
 from ferkit.errors import ConfigError
 from ferkit.labels import negative_indices
 from ferkit.types import FaceResult, FrameResult
+from ferkit.zoo.classify import OnnxClassifier
 
 
 @dataclass

@@ -5,11 +5,11 @@ import logging
 import time
 from pathlib import Path
 
-from ferkit.analysis.classify import OnnxClassifier
 from ferkit.data import load_dataset
 from ferkit.evaluation.calibration import selective, softmax
 from ferkit.evaluation.metrics import classification_report, expected_calibration_error
 from ferkit.labels import ClassSpec, parse_mapping
+from ferkit.zoo.classify import OnnxClassifier
 
 log = logging.getLogger(__name__)
 

@@ -92,6 +92,28 @@ def _label(tile: np.ndarray, text: str) -> np.ndarray:
     return out
 
 
+def _explain_face(net, names, mc, face: np.ndarray, asked: list[str], title: str):
+    """One aligned face: Grad-CAM of the predicted class and of each asked class, as a strip
+    of tiles (the face, then one overlay per class), and its report row."""
+    import torch
+
+    from ferkit.train.loop import to_input
+    t = torch.from_numpy(face[None, None] if face.ndim == 2 else
+                         face.transpose(2, 0, 1)[None].copy())
+    x = to_input(t, mc["mean"], mc["std"])
+    with torch.no_grad():
+        pred_first = int(net(x).argmax(1))
+    ids = [pred_first] + [names.index(c) for c in asked if names.index(c) != pred_first]
+    cams, probs = grad_cam(net, x, ids)
+    bgr = cv2.cvtColor(face, cv2.COLOR_GRAY2BGR) if face.ndim == 2 else face
+    tiles = [_label(cv2.resize(bgr, (TILE, TILE), interpolation=cv2.INTER_CUBIC), title)]
+    for c, cam in zip(ids, cams):
+        tiles.append(_label(overlay(face, cam), f"{names[c]} {probs[c]:.2f}"))
+    row = {"label": names[pred_first], "probs": {n: float(p) for n, p in zip(names, probs)},
+           "explained": [names[c] for c in ids]}
+    return np.hstack(tiles), row
+
+
 def explain(inputs: list[str], out_dir: str | Path, *, model=None, classes: list[str] | None = None,
             detector: str = "yunet", threads: int = 2) -> dict:
     import torch
@@ -102,7 +124,6 @@ def explain(inputs: list[str], out_dir: str | Path, *, model=None, classes: list
     from ferkit.analysis.writers import write_image
     from ferkit.errors import FerkitError
     from ferkit.io import write_json
-    from ferkit.train.loop import to_input
 
     torch.set_num_threads(threads)
     net, names, mc = load_torch_model(model)
@@ -124,28 +145,14 @@ def explain(inputs: list[str], out_dir: str | Path, *, model=None, classes: list
             log.warning("%s", exc)
             errors.append({"source": path, "error": str(exc)})
             continue
-        boxes = det.detect(img)
-        for i, box in enumerate(boxes):
+        for i, box in enumerate(det.detect(img)):
             face = align_face(img, box, mc["input_size"], mc["in_chans"]).image
-            t = torch.from_numpy(face[None, None] if face.ndim == 2 else
-                                 face.transpose(2, 0, 1)[None].copy())
-            x = to_input(t, mc["mean"], mc["std"])
-            with torch.no_grad():
-                pred_first = int(net(x).argmax(1))
-            ids = [pred_first] + [names.index(c) for c in asked if names.index(c) != pred_first]
-            cams, probs = grad_cam(net, x, ids)
-            bgr = cv2.cvtColor(face, cv2.COLOR_GRAY2BGR) if face.ndim == 2 else face
-            tiles = [_label(cv2.resize(bgr, (TILE, TILE), interpolation=cv2.INTER_CUBIC),
-                            f"{Path(path).stem[:12]} #{i}")]
-            for c, cam in zip(ids, cams):
-                tiles.append(_label(overlay(face, cam), f"{names[c]} {probs[c]:.2f}"))
-            strip = np.hstack(tiles)
+            strip, row = _explain_face(net, names, mc, face, asked, f"{Path(path).stem[:12]} #{i}")
             name = f"{Path(path).stem}_face{i}.png"
             write_image(out / name, strip)
             strips.append(strip)
             rows.append({"source": path, "face": i, "box": [box.x, box.y, box.w, box.h],
-                         "label": names[pred_first], "probs": {n: float(p) for n, p in zip(names, probs)},
-                         "explained": [names[c] for c in ids], "file": name})
+                         **row, "file": name})
     if len(strips) > 1:
         width = max(s.shape[1] for s in strips)
         grid = np.vstack([np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0))) for s in strips])

@@ -77,7 +77,7 @@ class _Scorer:
             self.classes, mc = ck["classes"], ck["model_config"]
             self.size, self.channels, self.privacy = mc["input_size"], mc["in_chans"], ck.get("privacy")
         else:
-            from ferkit.analysis.classify import OnnxClassifier
+            from ferkit.zoo.classify import OnnxClassifier
             self.kind, self.clf = "onnx", OnnxClassifier(model, threads=2, tta=False)
             self.classes, self.size, self.channels = self.clf.classes, self.clf.size, self.clf.channels
             self.privacy = self.clf.ref.card.get("privacy")

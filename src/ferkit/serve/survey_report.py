@@ -40,7 +40,7 @@ def cohen_kappa(a: np.ndarray, b: np.ndarray, k: int) -> float | None:
 
 def model_predictions(faces: list[dict], classes: list[str], model: str) -> np.ndarray:
     """The model's label index (in ``classes``) for each face image (already a crop)."""
-    from ferkit.analysis.classify import OnnxClassifier
+    from ferkit.zoo.classify import OnnxClassifier
     clf = OnnxClassifier(model, threads=2)
     missing = set(classes) - set(clf.classes)
     if missing:

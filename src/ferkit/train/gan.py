@@ -120,6 +120,25 @@ def sample_grid(gen: Generator, classes: list[str], path: Path, per_class: int =
     write_png(path, np.vstack(rows))
 
 
+def _gan_step(gen, disc, opt_g, opt_d, xr, yr, z_dim: int, g) -> tuple[float, float]:
+    """One non-saturating conditional GAN step (discriminator, then generator) on a batch
+    of real faces (randomly mirrored); the fake classes follow the batch's classes."""
+    flip = torch.rand(len(xr), generator=g) < 0.5
+    xr = torch.where(flip.view(-1, 1, 1, 1), xr.flip(3), xr)
+    z = torch.randn(len(xr), z_dim, generator=g)
+    yf = yr[torch.randperm(len(xr), generator=g)]
+    xf = gen(z, yf)
+    d_loss = F.softplus(-disc(xr, yr)).mean() + F.softplus(disc(xf.detach(), yf)).mean()
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt_d.step()
+    g_loss = F.softplus(-disc(xf, yf)).mean()
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    opt_g.step()
+    return float(d_loss.detach()), float(g_loss.detach())
+
+
 def train_gan(cfg: GanConfig, out_dir: str | Path, *, progress: bool = True) -> dict:
     from tqdm import tqdm
     if cfg.epochs < 1 or cfg.batch_size < 2:
@@ -153,22 +172,9 @@ def train_gan(cfg: GanConfig, out_dir: str | Path, *, progress: bool = True) -> 
         for s in tqdm(range(steps), desc=f"gan epoch {epoch + 1}/{cfg.epochs}", leave=False,
                       disable=not progress):
             idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
-            xr, yr = x[idx], y[idx]
-            flip = torch.rand(len(idx), generator=g) < 0.5
-            xr = torch.where(flip.view(-1, 1, 1, 1), xr.flip(3), xr)
-            z = torch.randn(len(idx), cfg.z_dim, generator=g)
-            yf = yr[torch.randperm(len(idx), generator=g)]       # fake classes follow the data
-            xf = gen(z, yf)
-            d_loss = F.softplus(-disc(xr, yr)).mean() + F.softplus(disc(xf.detach(), yf)).mean()
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-            g_loss = F.softplus(-disc(xf, yf)).mean()
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt_g.step()
-            ld += float(d_loss.detach())
-            lg += float(g_loss.detach())
+            d_loss, g_loss = _gan_step(gen, disc, opt_g, opt_d, x[idx], y[idx], cfg.z_dim, g)
+            ld += d_loss
+            lg += g_loss
         row = {"epoch": epoch + 1, "d_loss": ld / max(steps, 1), "g_loss": lg / max(steps, 1),
                "seconds": time.time() - t0}
         if embedder is not None:

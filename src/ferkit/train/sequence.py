@@ -63,10 +63,33 @@ def ema(probs: np.ndarray, alpha: float) -> np.ndarray:
     return s
 
 
+def _fit(net, xtr, y_tr, xva, y_va, epochs: int, window: int, seed: int) -> list[dict]:
+    """AdamW on clips of random length (2..window frames, so short tracks work too); val
+    accuracy on the full windows after each epoch."""
+    opt = torch.optim.AdamW(net.parameters(), 3e-3, weight_decay=1e-2)
+    g = torch.Generator().manual_seed(seed)
+    history = []
+    for epoch in range(epochs):
+        net.train()
+        order = torch.randperm(len(xtr), generator=g)
+        for i in range(0, len(order), 256):
+            idx = order[i:i + 256]
+            length = int(torch.randint(2, window + 1, (1,), generator=g))
+            loss = F.cross_entropy(net(xtr[idx][:, -length:]), y_tr[idx], label_smoothing=0.05)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        net.eval()
+        with torch.no_grad():
+            acc = float((net(xva).argmax(1).numpy() == y_va).mean())
+        history.append({"epoch": epoch + 1, "loss": float(loss.detach()), "val_accuracy": acc})
+    return history
+
+
 def train_temporal(model, data: str | Path, out_dir: str | Path, *, window: int = 8,
                    n_train: int = 6000, epochs: int = 20, hidden: int = 64, seed: int = 0,
                    threads: int = 2) -> dict:
-    from ferkit.analysis.classify import OnnxClassifier
+    from ferkit.zoo.classify import OnnxClassifier
     t0 = time.time()
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -87,23 +110,7 @@ def train_temporal(model, data: str | Path, out_dir: str | Path, *, window: int 
     xtr = torch.from_numpy(((e_tr - mu) / sigma).astype(np.float32))
     xva = torch.from_numpy(((e_va - mu) / sigma).astype(np.float32))
     net = TemporalNet(e_tr.shape[2], len(clf.classes), hidden)
-    opt = torch.optim.AdamW(net.parameters(), 3e-3, weight_decay=1e-2)
-    g = torch.Generator().manual_seed(seed)
-    history = []
-    for epoch in range(epochs):
-        net.train()
-        order = torch.randperm(len(xtr), generator=g)
-        for i in range(0, len(order), 256):
-            idx = order[i:i + 256]
-            length = int(torch.randint(2, window + 1, (1,), generator=g))   # short windows too
-            loss = F.cross_entropy(net(xtr[idx][:, -length:]), y_tr[idx], label_smoothing=0.05)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        net.eval()
-        with torch.no_grad():
-            acc = float((net(xva).argmax(1).numpy() == val.labels).mean())
-        history.append({"epoch": epoch + 1, "loss": float(loss.detach()), "val_accuracy": acc})
+    history = _fit(net, xtr, y_tr, xva, val.labels, epochs, window, seed)
     yv = val.labels
     report = {
         "model": str(clf.ref.path.name), "window": window, "train_clips": len(pick),

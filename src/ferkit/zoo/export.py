@@ -41,17 +41,8 @@ def export(ckpt_path: str | Path, out: str | Path, *, name: str | None = None,
                           dynamo=False, dynamic_axes={"input": {0: "batch"},
                                                       "logits": {0: "batch"},
                                                       "embedding": {0: "batch"}})
-    # the head, for Monte-Carlo dropout in numpy: one backbone pass, T cheap head passes
     head = out.with_suffix(".head.npz")
-    with atomic_path(head) as tmp:
-        with open(tmp, "wb") as fh:
-            extra = {}
-            if getattr(model, "label_vectors", None) is not None:
-                extra = {"label_vectors": model.label_vectors.numpy(),
-                         "semantic_scale": np.float32(model.semantic_scale)}
-            np.savez(fh, weight=model.head.weight.detach().numpy(),
-                     bias=model.head.bias.detach().numpy(),
-                     dropout=np.float32(model.dropout.p), **extra)
+    _write_head(model, head)
     # parity on real faces when given, else on seeded noise images
     if parity_images is None:
         rng = np.random.default_rng(0)
@@ -80,6 +71,19 @@ def export(ckpt_path: str | Path, out: str | Path, *, name: str | None = None,
     if evaluate_val and card["training_data"].get("val_source"):
         card = _add_val_metrics(out, card)
     return card
+
+
+def _write_head(model, head: Path) -> None:
+    """The classifier head, for Monte-Carlo dropout in numpy: one backbone pass through
+    ONNX, then T cheap head passes."""
+    extra = {}
+    if getattr(model, "label_vectors", None) is not None:
+        extra = {"label_vectors": model.label_vectors.numpy(),
+                 "semantic_scale": np.float32(model.semantic_scale)}
+    with atomic_path(head) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, weight=model.head.weight.detach().numpy(),
+                 bias=model.head.bias.detach().numpy(),
+                 dropout=np.float32(model.dropout.p), **extra)
 
 
 def _with_embedding(model):

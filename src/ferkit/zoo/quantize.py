@@ -38,7 +38,7 @@ def quantize_model(model, out: str | Path, calib_faces: np.ndarray, *,
     except ImportError as exc:               # onnxruntime.quantization needs `onnx`
         raise FerkitError(f"quantize needs the onnx package: pip install 'ferkit[train]' "
                           f"({exc})") from None
-    from ferkit.analysis.classify import OnnxClassifier
+    from ferkit.zoo.classify import OnnxClassifier
     clf = OnnxClassifier(model, threads=2, tta=False)
     out = Path(out)
     if out.suffix.lower() != ".onnx":
