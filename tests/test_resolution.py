@@ -186,3 +186,44 @@ def test_a_teacher_of_another_input_size_sees_faces_at_its_size(small_fer, tmp_p
     want = torch.softmax(predict_logits(teacher, x64, (0.5,), (0.25,), tta=True,
                                         channels_last=False), 1)
     torch.testing.assert_close(got, want)
+
+
+def test_online_distillation_scores_each_augmented_batch(small_fer, tiny_run, tmp_path):
+    """Online, the targets stay the labels and the teacher scores the batch the student sees
+    (undoing the student's normalisation, applying its own); a run trains with it."""
+    from ferkit.train.distill import Teachers
+    from ferkit.train.loop import images_to_tensor, to_input
+    from ferkit.train.trainer import load_splits
+    t = str(tiny_run / "best.pt")
+    tr = Trainer(cfg(small_fer, epochs=1, distill=t, distill_mode="online", distill_alpha=1.0),
+                 tmp_path / "d", progress=False)
+    train, _ = load_splits(tr.cfg)
+    labels = tr._targets(train, images_to_tensor(train.images), None)
+    torch.testing.assert_close(labels.argmax(1), torch.from_numpy(train.labels).long())
+    teachers = tr.online_teachers
+    assert isinstance(teachers, Teachers) and teachers.temperature == 2.0
+    u8 = images_to_tensor(train.images[:16])
+    x = to_input(u8, (0.4,), (0.3,)).flip(3)                 # another student's input
+    got = teachers.online(x, (0.4,), (0.3,))
+    teacher = checkpoint.build_from_checkpoint(checkpoint.load(t))
+    with torch.no_grad():
+        want = torch.softmax(teacher(to_input(u8, (0.5,), (0.25,)).flip(3)) / 2.0, 1)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    res = Trainer(cfg(small_fer, epochs=1, distill=t, distill_mode="online"), tmp_path / "r",
+                  progress=False).fit()
+    assert res.best_epoch == 1 and 0 < res.val_report["accuracy"] <= 1
+
+
+def test_online_distillation_refuses_a_teacher_of_another_size(small_fer, tmp_path):
+    from ferkit.errors import ConfigError
+    from ferkit.train.loop import images_to_tensor
+    from ferkit.train.trainer import load_splits
+    big = tmp_path / "big"
+    Trainer(cfg(small_fer, epochs=1, input_size=64), big, progress=False).fit()
+    tr = Trainer(cfg(small_fer, epochs=1, distill=str(big / "best.pt"), distill_mode="online"),
+                 tmp_path / "d", progress=False)
+    train, _ = load_splits(tr.cfg)
+    with pytest.raises(ConfigError, match="online distillation needs teachers of the"):
+        tr._targets(train, images_to_tensor(train.images), None)
+    with pytest.raises(ConfigError, match="distill_mode"):
+        TrainConfig.from_dict({"data": str(small_fer), "distill_mode": "live"}).validate()

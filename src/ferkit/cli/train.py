@@ -13,7 +13,7 @@ TRAIN_FLAGS = {
     "epochs": int, "batch_size": int, "optimizer": str, "lr": float, "momentum": float,
     "weight_decay": float,
     "schedule": str, "warmup_epochs": float, "label_smoothing": float, "balance": str,
-    "distill": str, "distill_alpha": float, "distill_temperature": float,
+    "distill": str, "distill_alpha": float, "distill_temperature": float, "distill_mode": str,
     "select_metric": str, "patience": int, "seed": int, "threads": int, "device": str,
     "max_steps_per_epoch": int, "trainable": str, "loss": str, "semantic_alpha": float,
     "semantic_tau": float, "semantic_scale": float, "attention_consistency": float,

@@ -65,10 +65,11 @@ class TrainConfig:
     average: str = "none"             # none | ema (per step) | swa (equal, per epoch)
     average_start: float = 0.75       # share of the epochs after which averaging starts
     ema_decay: float = 0.999
-    # distillation (offline: teacher probabilities computed once on the clean train set)
+    # distillation (ferkit.train.distill: offline targets fixed once, or online per batch)
     distill: str | list[str] | None = None  # teacher checkpoint(s); several are averaged
     distill_alpha: float = 0.7
     distill_temperature: float = 2.0
+    distill_mode: str = "offline"     # offline (targets fixed once) | online (per batch)
     # selection
     select_metric: str = "accuracy"   # accuracy | macro_f1
     patience: int = 0                 # epochs without improvement before stopping; 0: off
@@ -135,6 +136,8 @@ class TrainConfig:
              f"--loss {self.loss} needs label distributions: add --soft-labels (FER+ votes)"),
             (0 <= self.reweight < 1, "reweight must be in [0, 1)"),
             (self.attention_consistency >= 0, "attention_consistency must be >= 0"),
+            (self.distill_mode in ("offline", "online"),
+             "distill_mode must be offline or online"),
             (self.average in ("none", "ema", "swa"), "average must be none, ema or swa"),
             (0 <= self.average_start < 1, "average_start must be in [0, 1)"),
             (0 < self.ema_decay < 1, "ema_decay must be in (0, 1)"),

@@ -11,7 +11,6 @@ import numpy as np
 import torch
 
 from ferkit.data import FaceArray, load_dataset
-from ferkit.data.images import fit_size
 from ferkit.errors import ConfigError
 from ferkit.evaluation.metrics import classification_report
 from ferkit.io import write_json
@@ -21,6 +20,7 @@ from ferkit.train import checkpoint, distributed
 from ferkit.train.augment import augment, mix
 from ferkit.train.averaging import make_averager
 from ferkit.train.config import TrainConfig
+from ferkit.train.distill import Teachers
 from ferkit.train.epochs import run_epochs
 from ferkit.train.freeze import train_mode, trainable_parameters
 from ferkit.train.loop import (
@@ -259,33 +259,20 @@ class Trainer:
         return torch.optim.AdamW(groups, lr=cfg.lr)
 
     def _targets(self, train: FaceArray, xtr, mcfg) -> torch.Tensor:
+        """Per-face targets: labels (or vote distributions), blended with the teachers'
+        probabilities under offline distillation; online, the blend happens per batch."""
         cfg = self.cfg
-        k = len(train.classes)
-        t = soft_targets(train.labels, k, train.soft if cfg.soft_labels else None)
+        t = soft_targets(train.labels, len(train.classes), train.soft if cfg.soft_labels else None)
+        self.online_teachers = None
         if not cfg.distill:
             return t
-        probs = [self._teacher_probs(path, train, xtr) for path in cfg.teachers()]
-        p = torch.stack(probs).mean(0)
-        return (1 - cfg.distill_alpha) * t + cfg.distill_alpha * p
-
-    def _teacher_probs(self, path: str, train: FaceArray, xtr) -> torch.Tensor:
-        """One teacher's softened probabilities (flip TTA) on the clean train faces, under bf16
-        autocast when the run trains in it (as validation does)."""
-        cfg = self.cfg
-        teacher_ck = checkpoint.load(path)
-        if teacher_ck["classes"] != train.classes:
-            raise ConfigError(f"{path}: teacher classes {teacher_ck['classes']} differ "
-                              f"from the training classes {train.classes}")
-        teacher = checkpoint.build_from_checkpoint(teacher_ck).to(self.device)
-        tm = teacher_ck["model_config"]
-        log.info("distillation: teacher %s on %d faces", path, len(train))
-        if tm["input_size"] != xtr.shape[-1]:      # e.g. a 64-px teacher for a 48-px student
-            xtr = images_to_tensor(np.stack([fit_size(im, tm["input_size"])
-                                             for im in train.images]))
-        with torch.autocast(cfg.device.split(":")[0], dtype=torch.bfloat16, enabled=cfg.bf16):
-            logits = predict_logits(teacher, xtr, tm["mean"], tm["std"], tta=True,
-                                    device=self.device, channels_last=cfg.channels_last)
-        return torch.softmax(logits / cfg.distill_temperature, 1)
+        teachers = Teachers(cfg.teachers(), train.classes, temperature=cfg.distill_temperature,
+                            device=self.device, bf16=cfg.bf16, channels_last=cfg.channels_last)
+        if cfg.distill_mode == "online":
+            teachers.check_online(xtr.shape[-1])
+            self.online_teachers = teachers
+            return t
+        return (1 - cfg.distill_alpha) * t + cfg.distill_alpha * teachers.offline(train, xtr)
 
     def _epoch(self, model, opt, sched, xtr, labels, targets, weights, steps, epoch, mcfg):
         cfg, dist = self.cfg, self.dist
@@ -310,6 +297,9 @@ class Trainer:
                 sl = dist.shard(len(idx))
                 x, t = x[sl], t[sl]
             x, t = x.to(self.device), t.to(self.device)
+            if self.online_teachers is not None:
+                a = cfg.distill_alpha
+                t = (1 - a) * t + a * self.online_teachers.online(x, mcfg.mean, mcfg.std)
             logits, extra = self._forward(model, x)
             per = per_sample_loss(logits, t, cfg.loss, smoothing=cfg.label_smoothing,
                                   scale=cfg.semantic_scale)
