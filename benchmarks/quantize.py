@@ -4,7 +4,7 @@ val accuracy (flip TTA as the cards say, and single pass), ECE, and faces/s at b
 are calibrated on 512 seeded FER2013 train faces (`ferkit quantize`) and written under
 --work, not shipped.
 
-    python benchmarks/quantize.py [--models default fast]
+    python benchmarks/quantize.py [--models default_fp32 fast]
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def speed(model, faces, repeats: int) -> dict:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--models", nargs="+", default=["default", "fast"])
+    ap.add_argument("--models", nargs="+", default=["default_fp32", "fast"])
     ap.add_argument("--work", default=str(ROOT / "runs" / "quantize"))
     ap.add_argument("--n", type=int, default=512, help="calibration faces")
     ap.add_argument("--repeats", type=int, default=15)
