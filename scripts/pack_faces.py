@@ -16,10 +16,13 @@ import argparse
 import csv
 import io
 import lzma
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 FERPLUS_SPLITS = ("FER2013Train", "FER2013Valid")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
@@ -47,10 +50,13 @@ def pack_arrays(src: Path) -> dict[str, np.ndarray]:
     label rows, or ``class,file`` for class folders)."""
     arrays = {}
     if (src / FERPLUS_SPLITS[0] / "label.csv").is_file():
+        from ferkit.data import load_dataset
         for split in FERPLUS_SPLITS:
-            rows = [r for r in csv.reader(open(src / split / "label.csv", newline="")) if r]
-            rows = [r for r in rows if int(np.argmax([float(v) for v in r[2:12]])) < 8]
-            arrays[f"ferplus/{split}_faces"] = np.stack([_read(src / split / r[0]) for r in rows])
+            faces = load_dataset(src / split)       # the faces the FER+ reader keeps
+            by_name = {r[0]: r for r in csv.reader(open(src / split / "label.csv", newline=""))
+                       if r}
+            rows = [by_name[Path(p).name] for p in faces.paths]
+            arrays[f"ferplus/{split}_faces"] = faces.images
             arrays[f"ferplus/{split}_rows"] = _text(rows)
         return arrays
     for split in sorted(p for p in src.iterdir() if p.is_dir()):

@@ -1,7 +1,7 @@
 """Release step: export the trained runs into the package as shipped models.
 
-    python scripts/ship_models.py runs/fer2013_sgd:default_fp32 int8:default_fp32:default \
-        runs/fast_c2:fast int8run:runs/ferplus_r18_distill_s2:ferplus
+    python scripts/ship_models.py runs/fer2013_sgd_distill:default_fp32 \
+        int8:default_fp32:default runs/fast_c3:fast int8run:runs/ferplus_r18_distill_s2:ferplus
 
 For each RUN:NAME: src/ferkit/assets/NAME.onnx + NAME.head.npz (head for MC dropout) +
 NAME.json (model card) + NAME.pt (slim weights-only checkpoint for fine-tuning). Parity is
