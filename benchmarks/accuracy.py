@@ -30,9 +30,10 @@ def main():
         row = {"model": ref.name, "data": str(data.relative_to(SHARED)), "split": "val"}
         for tta in (False, True):
             rep = evaluate(data, ref, tta=tta)
-            key = "tta_flip" if tta else "single"
+            key = "tta" if tta else "single"      # "tta": the card's views (flip and more)
             row[key] = {k: rep[k] for k in ("n", "accuracy", "macro_f1", "balanced_accuracy",
                                             "per_class_accuracy_spread", "ece")}
+            row[key]["views"] = rep["tta"]
         out["models"].append(row)
         print(json.dumps(row), flush=True)
     from ferkit.train.lineage import run_stages, time_to_accuracy

@@ -38,7 +38,7 @@ def main():
                 rates = classify_rates(clf, x, batch, args.repeats)
                 fps = statistics.median(rates)
                 p10, p90 = np.percentile(rates, [10, 90])
-                row = {"model": ref.name, "tta": "flip" if clf.tta else "none",
+                row = {"model": ref.name, "tta": clf.tta_name,
                        "threads": threads, "batch": batch,
                        "faces_per_s": fps, "faces_per_s_p10": p10, "faces_per_s_p90": p90,
                        "ms_per_face": 1000 / fps}
@@ -48,12 +48,13 @@ def main():
             card = dict(ref.card)
             sp = {f"faces_per_s_{r['threads']}thread_batch{r['batch']}": round(r["faces_per_s"], 1)
                   for r in rows if r["model"] == ref.name}
-            tta = "flip TTA" if ref.card.get("tta_flip") else "no TTA"
-            card["speed"] = {**sp, "note": f"ONNX Runtime CPU, {tta} (as shipped), "
+            tta = OnnxClassifier(ref).tta_name
+            card["speed"] = {**sp, "note": f"ONNX Runtime CPU, TTA: {tta} (as shipped), "
                              "benchmarks/classify_speed.py"}
             write_json(ref.path.with_suffix(".json"), card)
     write_result("classify_speed", {"rows": rows, "note": "each model with the TTA it ships "
-                                    "with (column tta); a flip doubles the work per face"})
+                                    "with (column tta); a flip doubles the work per face, and each "
+                                    "extra view adds two more passes"})
 
 
 if __name__ == "__main__":

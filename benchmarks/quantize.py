@@ -53,8 +53,8 @@ def main():
             row = {"model": name, "precision": label}
             for tta in (True, False):
                 rep = evaluate(data, model, tta=tta)
-                key = "tta_flip" if tta else "single"
-                row[key] = {k: rep[k] for k in ("accuracy", "macro_f1", "ece")}
+                key = "tta" if tta else "single"
+                row[key] = {k: rep[k] for k in ("accuracy", "macro_f1", "ece", "tta")}
             row.update(speed(model, faces, args.repeats))
             row["onnx_bytes"] = (Path(model) if label == "int8" else
                                  ROOT / "src" / "ferkit" / "assets" / f"{name}.onnx").stat().st_size
@@ -64,7 +64,7 @@ def main():
         f, q = (r for r in rows if r["model"] == name)
         q["speedup_batch1"] = q["faces_per_s_1thread_batch1"] / f["faces_per_s_1thread_batch1"]
         q["speedup_batch64"] = q["faces_per_s_1thread_batch64"] / f["faces_per_s_1thread_batch64"]
-        q["accuracy_change_tta"] = q["tta_flip"]["accuracy"] - f["tta_flip"]["accuracy"]
+        q["accuracy_change_tta"] = q["tta"]["accuracy"] - f["tta"]["accuracy"]
     write_result("quantize", {"rows": rows, "calibration_faces": args.n,
                               "note": "speed: single pass, 1 ORT thread; accuracy on FER2013 val"})
 

@@ -16,6 +16,7 @@ from research_tables import load, research_tables  # noqa: E402
 
 def models_table():
     from ferkit.zoo.shipped import shipped
+    from ferkit.zoo.tta import describe
     speed = load("classify_speed") or {"rows": []}
     sp = {(r["model"], r["threads"], r["batch"]): r["faces_per_s"] for r in speed["rows"]}
     lines = ["| name | architecture | classes | TTA | val accuracy | macro-F1 | "
@@ -32,7 +33,7 @@ def models_table():
         f = lambda t, b: f"{sp[(r.name, t, b)]:,.0f}" if (r.name, t, b) in sp else "-"
         cfd = (c.get("calibration") or {}).get("ece_cross_fitted") or {}
         cf = f"{cfd['temperature+top_label_map']:.4f}" if cfd else "-"
-        tta = "flip" if c.get("tta_flip") else "none"
+        tta = describe(bool(c.get("tta_flip")), c.get("tta_views") or [])
         lines.append(f"| `{r.name}` | {a} | {len(r.classes)} | {tta} | "
                      f"{v.get('accuracy', 0):.4f} | "
                      f"{v.get('macro_f1', 0):.4f} | {v.get('ece_uncalibrated', 0):.4f} / "
@@ -100,12 +101,13 @@ def quantize_table() -> list[str]:
     if q:
         out.append("int8 (`ferkit quantize`, calibrated on 512 train faces) against float32, "
                    "FER2013 val, 1 ORT thread, same run:\n")
-        out.append("| model | precision | val acc (flip TTA) | val acc (single) | ECE | "
+        out.append("| model | precision | val acc (shipped TTA) | val acc (single) | ECE | "
                    "faces/s batch 1 | faces/s batch 64 | ONNX MB |")
         out.append("|---|---|---|---|---|---|---|---|")
         for r in q["rows"]:
-            out.append(f"| {r['model']} | {r['precision']} | {r['tta_flip']['accuracy']:.4f} | "
-                       f"{r['single']['accuracy']:.4f} | {r['tta_flip']['ece']:.4f} | "
+            t = r.get("tta") or r["tta_flip"]     # results written before multi-view TTA
+            out.append(f"| {r['model']} | {r['precision']} | {t['accuracy']:.4f} | "
+                       f"{r['single']['accuracy']:.4f} | {t['ece']:.4f} | "
                        f"{r['faces_per_s_1thread_batch1']:,.0f} | "
                        f"{r['faces_per_s_1thread_batch64']:,.0f} | {r['onnx_bytes'] / 1e6:.1f} |")
         out.append("")

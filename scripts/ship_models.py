@@ -11,7 +11,10 @@ checked on 256 real val faces of the run's own dataset; the temperature is fitte
 an int8 copy of the shipped model SRC (`ferkit quantize`, 512 calibration faces from SRC's
 training data), then calibrates and measures it the same way. ``int8run:RUN:NAME`` ships
 only the int8 model of a run (its float ONNX is a temporary file; NAME.pt holds the float
-weights for fine-tuning and Grad-CAM).
+weights for fine-tuning and Grad-CAM). ``tta:NAME:VIEWS`` sets the extra test-time views of
+a shipped model's card (ferkit.zoo.tta, e.g. ``tta:default_fp32:scale=1.1;scale=0.9``; an
+empty VIEWS leaves flip alone), then re-calibrates and re-measures it; an int8 model made
+from it afterwards inherits them.
 """
 from __future__ import annotations
 
@@ -31,6 +34,11 @@ def main(specs):
         if spec.startswith("int8:"):
             _, src, name = spec.split(":")
             _ship_int8(assets, src, name)
+            continue
+        if spec.startswith("tta:"):
+            _, name, views = spec.split(":")
+            _set_tta(assets / f"{name}.json", views)
+            _measure(assets / f"{name}.onnx")
             continue
         if spec.startswith("int8run:"):
             _, run, name = spec.split(":")
@@ -82,6 +90,18 @@ def _ship_int8(assets: Path, src: str, name: str) -> None:
     onnx = assets / f"{name}.onnx"
     quantize_model(src, onnx, calibration_faces(data, src, n=512, seed=0), calib_source=data)
     _measure(onnx)
+
+
+def _set_tta(card_path: Path, views: str) -> None:
+    import json
+
+    from ferkit.io import write_json
+    from ferkit.zoo.tta import parse_views
+    card = json.loads(card_path.read_text())
+    card.pop("tta_views", None)
+    if parse_views(views):
+        card["tta_views"] = parse_views(views)
+    write_json(card_path, card)
 
 
 def _measure(onnx: Path) -> None:

@@ -28,7 +28,7 @@ class AnalyzerConfig:
     min_face: int = 10
     max_side: int = 1920              # detect on a downscaled copy above this long side
     threads: int = 2
-    tta: bool | None = None           # None: as the model card says
+    tta: bool | str | None = None     # None: as the model card says (see OnnxClassifier)
     smooth: str = "ema"               # ema | none (videos and webcams only)
     ema_alpha: float = 0.5
     iou_threshold: float = 0.3
@@ -236,7 +236,7 @@ class Analyzer:
         if self._video_clf is None:
             c = self.config
             self._video_clf = OnnxClassifier(self.classifier.ref, threads=max(1, c.threads - 1),
-                                             tta=self.classifier.tta)
+                                             tta=c.tta)
         return self._video_clf
 
     def _sequence(self, res: FrameResult, tracker: IoUTracker) -> None:

@@ -28,7 +28,8 @@ def add_analyze(sub):
     p.add_argument("--score-threshold", type=float, default=0.7)
     p.add_argument("--min-face", type=int, default=10, help="smallest face side in pixels")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--tta", choices=["flip", "none"], default=None)
+    p.add_argument("--tta", choices=["on", "flip", "none"], default=None,
+                   help="test-time augmentation (default: as the model card says)")
     p.add_argument("--webcam", type=int, default=None, metavar="INDEX")
     p.add_argument("--show", action="store_true", help="live window (needs a display)")
     p.add_argument("--stride", type=int, default=1, help="analyse every N-th video frame")
@@ -81,7 +82,7 @@ def cmd_analyze(a) -> int:
         raise FerkitError("analyze: give at least one input (file, folder, -, or --webcam N)")
     cfg = AnalyzerConfig.build(model=a.model, detector=a.detector,
                                score_threshold=a.score_threshold, min_face=a.min_face,
-                               threads=a.threads, tta=None if a.tta is None else a.tta == "flip",
+                               threads=a.threads, tta=a.tta,
                                smooth=a.smooth, ema_alpha=a.ema_alpha,
                                max_pixels=int(a.max_pixels), abstain=a.abstain,
                                mc_dropout=a.mc_dropout, temporal=a.temporal,

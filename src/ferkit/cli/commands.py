@@ -35,7 +35,7 @@ def cmd_evaluate(a) -> int:
 
     if a.compare_model:
         res = compare(a.data, a.model, a.compare_model, split=a.split,
-                      tta=a.tta == "flip" if a.tta else None, threads=a.threads,
+                      tta=a.tta, threads=a.threads,
                       class_map=a.class_map, skip_bad=a.skip_bad, mc_dropout=a.mc_dropout)
         if a.json:
             write_json(a.json, res)
@@ -47,7 +47,7 @@ def cmd_evaluate(a) -> int:
               f"{p['only_a_right']}, only the second on {p['only_b_right']}; McNemar p = "
               f"{p['mcnemar_p']:.2g}")
         return 0
-    rep = evaluate(a.data, a.model, split=a.split, tta=a.tta == "flip" if a.tta else None,
+    rep = evaluate(a.data, a.model, split=a.split, tta=a.tta,
                    threads=a.threads, class_map=a.class_map, skip_bad=a.skip_bad,
                    plots=a.plots, mc_dropout=a.mc_dropout)
     if a.json:
@@ -89,8 +89,10 @@ def cmd_export(a) -> int:
         images = load_dataset(a.parity_data, "val", size=mc["input_size"],
                               channels=mc["in_chans"]).images
         images = images[np.random.default_rng(0).permutation(len(images))[:256]]
+    from ferkit.zoo.tta import parse_views
     card = export(a.checkpoint, a.out, name=a.name, parity_images=images,
-                  slim_checkpoint=a.checkpoint_out, evaluate_val=not a.no_val)
+                  slim_checkpoint=a.checkpoint_out, evaluate_val=not a.no_val,
+                  tta_views=parse_views(a.tta_views) if a.tta_views else None)
     print(f"wrote {a.out} and {a.out[:-5]}.json; parity max |dp| = "
           f"{card['parity_max_prob_diff']:.2e}")
     if "val" in card["metrics"]:
@@ -123,8 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="dataset folder, FER2013 CSV or label file")
     p.add_argument("--model", default=None, help="shipped name (default, fast, ferplus) or .onnx")
     p.add_argument("--split", default="val", help="split of a multi-split source (val)")
-    p.add_argument("--tta", choices=["flip", "none"], default=None,
-                   help="test-time augmentation (default: as the model card says)")
+    p.add_argument("--tta", choices=["on", "flip", "none"], default=None,
+                   help="test-time augmentation: on (the card's: mirror image plus any extra "
+                   "views), flip (mirror only), none (default: as the card says)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--map", dest="class_map", default=None)
     p.add_argument("--skip-bad", action="store_true")
@@ -149,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parity-data", help="dataset whose val faces drive the parity check")
     p.add_argument("--checkpoint-out", help="also write a slim weights-only checkpoint here")
     p.add_argument("--no-val", action="store_true", help="skip ONNX val metrics in the card")
+    p.add_argument("--tta-views", help="extra test-time views averaged with the mirror images, "
+                   "e.g. 'scale=1.1;scale=0.9' (keys: scale, shift_x, shift_y, rotate)")
     add_analyze(sub)
     add_explain(sub)
     add_gan(sub)

@@ -77,7 +77,7 @@ def _evaluate(data, model, *, split="val", tta=None, threads=2, class_map=None, 
         probs = clf.calibrated(logits)
     report = _scores(clf, ds, logits, probs)
     report.update({"model": str(clf.ref.path), "model_name": clf.ref.name, "data": str(data),
-                   "split": ds.split, "tta_flip": clf.tta, "temperature": clf.temperature,
+                   "split": ds.split, "tta_flip": clf.tta, "tta": clf.tta_name, "temperature": clf.temperature,
                    "top_label_map": clf.top_label_map is not None,
                    "mc_dropout_passes": mc_dropout,
                    "faces_per_s": len(ds) / dt if dt > 0 else None,
@@ -130,7 +130,7 @@ def _calibrate(model, data, *, split="val", threads=2, bins=15, measure=False):
     t = fit_temperature(logits, ds.labels)
     probs = p_t = softmax(logits / t)
     block = {"temperature": t, "fitted_on": str(data), "split": ds.split, "n": len(ds),
-             "tta_flip": clf.tta,
+             "tta_flip": clf.tta, "tta": clf.tta_name,
              "ece_before": expected_calibration_error(softmax(logits), ds.labels)[0],
              "ece_after": expected_calibration_error(p_t, ds.labels)[0],
              "nll_before": nll(logits, ds.labels, 1.0), "nll_after": nll(logits, ds.labels, t)}

@@ -17,7 +17,8 @@ from ferkit.serve.engine import AnalyzerPool
 class AnalyzeOptions:
     model: str | None = Query(None, description="shipped model name (default: the server's)")
     detector: str | None = Query(None, description="yunet | haar | none (inputs are face crops)")
-    tta: bool | None = Query(None, description="flip test-time augmentation (default: the card's)")
+    tta: bool | None = Query(None, description="test-time augmentation as the card defines it "
+                             "(mirror image plus any extra views; default: the card's choice)")
     abstain: str | None = Query(None, description="prob:T or entropy:T: answer 'uncertain'")
     blur: bool = Query(False, description="pixelate faces in the annotated image")
     annotate: bool = Query(False, description="answer with the annotated JPEG instead of JSON")
@@ -36,11 +37,13 @@ def analyze_uploads(pool: AnalyzerPool, uploads: list[tuple[str, bytes]],
     with pool.lease(**opts.analyzer_options()) as analyzer:
         for name, img in images:
             results.append((img, analyzer.analyze_image(img, source=name)))
-        model, classes, tta = analyzer.classifier.ref.name, analyzer.classes, analyzer.classifier.tta
+        clf = analyzer.classifier
+        model, classes, tta, tta_name = clf.ref.name, analyzer.classes, clf.tta, clf.tta_name
     per_image = [{"source": r.source, "width": r.width, "height": r.height,
                   "negative_score": r.negative_score, "faces": [f.to_dict() for f in r.faces]}
                  for _, r in results]
-    response = {"model": model, "classes": classes, "tta": tta, "images": per_image,
+    response = {"model": model, "classes": classes, "tta": tta, "tta_views": tta_name,
+                "images": per_image,
                 "faces": [f for im in per_image for f in im["faces"]]}
     return {"response": response, "results": results, "blur": opts.blur}
 

@@ -1,5 +1,5 @@
 """ONNX Runtime expression classifier: batched, threads configurable, preprocessing and
-temperature from the model card, optional flip test-time augmentation."""
+temperature from the model card, test-time augmentation (flip, and the card's extra views)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,16 +9,20 @@ import numpy as np
 from ferkit.data.images import convert_channels, fit_size
 from ferkit.errors import ModelError
 from ferkit.evaluation.calibration import apply_top_label_map, mc_statistics, softmax
+from ferkit.zoo import tta as tta_views
 from ferkit.zoo.shipped import ModelRef, resolve
 
 __all__ = ["OnnxClassifier", "softmax"]
 
 
 class OnnxClassifier:
-    """Classify face crops (uint8, any size, gray or BGR) with an exported ferkit model."""
+    """Classify face crops (uint8, any size, gray or BGR) with an exported ferkit model.
+
+    ``tta``: None as the card says; True or "on" the model's TTA (mirror image plus the
+    card's ``tta_views``); "flip" the mirror image only; False or "none" one pass."""
 
     def __init__(self, model: str | Path | ModelRef | None = None, *, threads: int = 1,
-                 tta: bool | None = None, batch_size: int = 64):
+                 tta: bool | str | None = None, batch_size: int = 64):
         import onnxruntime as ort
 
         self.ref = model if isinstance(model, ModelRef) else resolve(model)
@@ -31,7 +35,7 @@ class OnnxClassifier:
         self.temperature = float(card.get("temperature", 1.0))
         tl = (card.get("calibration") or {}).get("top_label_map")
         self.top_label_map = (tl["x"], tl["y"]) if tl else None
-        self.tta = bool(card.get("tta_flip", False)) if tta is None else bool(tta)
+        self.tta, self.views = _tta_mode(card, tta, self.ref.path)
         self.batch_size = batch_size
         so = ort.SessionOptions()
         so.intra_op_num_threads = max(1, threads)
@@ -58,25 +62,30 @@ class OnnxClassifier:
 
     def _run(self, x: np.ndarray, names: list[str], tta: bool) -> list[np.ndarray]:
         """The named outputs for a preprocessed batch, in chunks of ``batch_size``; with
-        ``tta`` each face and its mirror image go in one ORT call and are averaged."""
+        ``tta`` all views of each face go in one ORT call and are averaged."""
         if "embedding" in names and "embedding" not in self.output_names:
             raise ModelError(f"{self.ref.path}: exported without an embedding output; "
                              f"re-export it with this ferkit")
         outs: list[list[np.ndarray]] = [[] for _ in names]
         for i in range(0, len(x), self.batch_size):
             chunk = x[i:i + self.batch_size]
-            n = len(chunk)
+            k = 1
             if tta:
-                chunk = np.concatenate([chunk, chunk[..., ::-1]])
+                chunk, k = tta_views.expand(chunk, True, self.views)
             res = self.session.run(names, {self.input_name: np.ascontiguousarray(chunk)})
             for o, r in zip(outs, res):
-                o.append((r[:n] + r[n:]) / 2 if tta else r)
+                o.append(tta_views.average(r, k) if k > 1 else r)
         empty = {"logits": (0, len(self.classes)), "embedding": (0, 1)}
         return [np.concatenate(o) if o else np.zeros(empty[nm], np.float32)
                 for o, nm in zip(outs, names)]
 
+    @property
+    def tta_name(self) -> str:
+        """What the classifier's TTA is, in words ('none', 'flip', 'flip x3 (...)')."""
+        return tta_views.describe(self.tta, self.views if self.tta else [])
+
     def logits(self, x: np.ndarray) -> np.ndarray:
-        """Model logits for a preprocessed batch (flip TTA if the classifier uses it)."""
+        """Model logits for a preprocessed batch (with the classifier's TTA)."""
         return self._run(x, ["logits"], self.tta)[0]
 
     def calibrated(self, z: np.ndarray) -> np.ndarray:
@@ -96,8 +105,8 @@ class OnnxClassifier:
         return self._run(x, ["embedding"], False)[0]
 
     def predict_with_embeddings(self, faces, *, preprocessed: bool = False):
-        """(probabilities, embeddings) in one ONNX Runtime call per chunk; with flip TTA
-        both are averaged over the face and its mirror image."""
+        """(probabilities, embeddings) in one ONNX Runtime call per chunk; with TTA both are
+        averaged over the views of the face."""
         x = faces if preprocessed else self.preprocess(faces)
         z, e = self._run(x, ["logits", "embedding"], self.tta)
         return self.calibrated(z), e
@@ -106,8 +115,8 @@ class OnnxClassifier:
                    preprocessed: bool = False) -> dict:
         """Monte-Carlo dropout: one backbone pass, ``passes`` stochastic head passes with
         the model's dropout rate; returns mean probabilities, their std, predictive entropy
-        and mutual information (see calibration.mc_statistics). With flip TTA the embedding
-        is averaged over the face and its mirror image."""
+        and mutual information (see calibration.mc_statistics). With TTA the embedding is
+        averaged over the views of the face."""
         head = self._load_head()
         x = faces if preprocessed else self.preprocess(faces)
         emb = self._run(x, ["embedding"], self.tta)[0]
@@ -135,3 +144,17 @@ class OnnxClassifier:
             with np.load(path) as z:
                 self._head = {k: z[k] for k in z.files}
         return self._head
+
+
+def _tta_mode(card: dict, tta, path) -> tuple[bool, list[dict]]:
+    """(TTA on, extra views) from the card and the caller's ``tta`` choice."""
+    views = tta_views.check_views(card.get("tta_views"), f"{path}: tta_views")
+    if tta is None:
+        tta = bool(card.get("tta_flip", False))
+    if tta in (True, "on"):
+        return True, views
+    if tta == "flip":
+        return True, []
+    if tta in (False, "none", "off"):
+        return False, []
+    raise ModelError(f"tta={tta!r}: use None, True/'on', 'flip' or False/'none'")

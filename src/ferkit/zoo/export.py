@@ -20,13 +20,18 @@ PARITY_LIMIT = 1e-4
 
 def export(ckpt_path: str | Path, out: str | Path, *, name: str | None = None,
            parity_images: np.ndarray | None = None, opset: int = 17,
-           slim_checkpoint: str | Path | None = None, evaluate_val: bool = True) -> dict:
-    """Write ``out`` (.onnx) and ``out.json`` (model card); return the card."""
+           slim_checkpoint: str | Path | None = None, evaluate_val: bool = True,
+           tta_views: list[dict] | None = None) -> dict:
+    """Write ``out`` (.onnx) and ``out.json`` (model card); return the card. ``tta_views``
+    (see ferkit.zoo.tta) are extra test-time views the card asks the classifier to average
+    over, with the mirror images, whenever TTA is on."""
     import torch
 
     from ferkit.train import checkpoint
     from ferkit.train.loop import images_to_tensor, to_input
+    from ferkit.zoo.tta import check_views
 
+    views = check_views(tta_views)
     ckpt_path, out = Path(ckpt_path), Path(out)
     if out.suffix.lower() != ".onnx":
         raise ModelError(f"{out}: the output must end in .onnx")
@@ -62,6 +67,8 @@ def export(ckpt_path: str | Path, out: str | Path, *, name: str | None = None,
         raise ModelError(f"{out}: ONNX and PyTorch disagree (max probability difference "
                          f"{diff:.2e} >= {PARITY_LIMIT}); export refused")
     card = _card(ck, ckpt_path, out, name, diff, opset)
+    if views:
+        card["tta_views"] = views
     if slim_checkpoint:
         slim = {k: ck[k] for k in ("model", "model_config", "classes", "config") if k in ck}
         slim["val_report"] = ck.get("val_report")
