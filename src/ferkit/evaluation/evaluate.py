@@ -77,7 +77,8 @@ def _evaluate(data, model, *, split="val", tta=None, threads=2, class_map=None, 
         probs = clf.calibrated(logits)
     report = _scores(clf, ds, logits, probs)
     report.update({"model": str(clf.ref.path), "model_name": clf.ref.name, "data": str(data),
-                   "split": ds.split, "tta_flip": clf.tta, "tta": clf.tta_name, "temperature": clf.temperature,
+                   "split": ds.split, "tta_flip": clf.tta, "tta": clf.tta_name,
+                   "temperature": clf.temperature,
                    "top_label_map": clf.top_label_map is not None,
                    "mc_dropout_passes": mc_dropout,
                    "faces_per_s": len(ds) / dt if dt > 0 else None,
