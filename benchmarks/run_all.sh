@@ -13,6 +13,7 @@ $PY analyze_speed.py --model fast
 $PY vs_fer.py
 $PY train_speed.py
 $PY accuracy.py
+$PY tta_views.py --model default
 $PY privacy_table.py
 $PY semi_supervised.py
 ../.venv/bin/ferkit gan train --data ../../shared/datasets/fer2013 --out ../runs/gan --epochs 5 --width 32

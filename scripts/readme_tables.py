@@ -75,6 +75,20 @@ def analyze_tables() -> list[str]:
     return out
 
 
+def tta_table() -> list[str]:
+    """benchmarks/tta_views.py: one model under several test-time augmentation sets."""
+    t = load("tta_views")
+    if not t:
+        return []
+    out = [f"Test-time augmentation sets on `{t['model']}` (it ships with {t['shipped_tta']}), "
+           f"FER2013 val, 1 ORT thread, batch 1, one run:\n",
+           "| views | passes per face | val acc | macro-F1 | faces/s |", "|---|---|---|---|---|"]
+    for r in t["rows"]:
+        out.append(f"| {r['tta']} | {r['passes']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | "
+                   f"{r['faces_per_s_1thread_batch1']:,.0f} |")
+    return out + [""]
+
+
 def vs_fer_table() -> list[str]:
     """benchmarks/vs_fer.py: ferkit against the `fer` package."""
     out = []
@@ -153,7 +167,7 @@ def runs_table() -> list[str]:
 
 
 def bench_table():
-    out = (analyze_tables() + vs_fer_table() + quantize_table() + train_speed_table()
+    out = (analyze_tables() + vs_fer_table() + quantize_table() + tta_table() + train_speed_table()
            + runs_table())
     return "\n".join(out + research_tables() + scale_tables())
 

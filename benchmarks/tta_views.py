@@ -1,0 +1,58 @@
+"""Test-time augmentation sets compared on one model: FER2013 val accuracy, macro-F1 and
+faces/s (1 ORT thread, batch 1) for each set of views, fixed in advance here (none, flip,
+flip with two scales, two shifts, two rotations, and all of those together), so that the
+comparison is not a search over view sets on val.
+
+    python benchmarks/tta_views.py [--model default] [--repeats 9]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+
+import numpy as np
+from _common import ROOT, SHARED, classify_rates, write_result
+
+sys.path.insert(0, str(ROOT / "src"))
+
+SETS = {                                  # name -> (flip, extra views as ferkit.zoo.tta text)
+    "none": (False, ""),
+    "flip": (True, ""),
+    "flip+scales": (True, "scale=1.1;scale=0.9"),
+    "flip+shifts": (True, "shift_x=0.04;shift_x=-0.04"),
+    "flip+rotations": (True, "rotate=8;rotate=-8"),
+    "flip+all": (True, "scale=1.1;scale=0.9;shift_x=0.04;shift_x=-0.04;rotate=8;rotate=-8"),
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--repeats", type=int, default=9)
+    args = ap.parse_args()
+    from ferkit.data import load_dataset
+    from ferkit.evaluation.metrics import classification_report
+    from ferkit.zoo.classify import OnnxClassifier
+    from ferkit.zoo.tta import parse_views
+
+    clf = OnnxClassifier(args.model, threads=1)
+    val = load_dataset(SHARED / "datasets/fer2013", "val", size=clf.size, channels=clf.channels)
+    x = clf.preprocess(list(val.images))
+    rows = []
+    for name, (flip, views) in SETS.items():
+        clf.tta, clf.views = flip, parse_views(views)
+        rep = classification_report(clf.calibrated(clf.logits(x)), val.labels, val.classes)
+        rates = classify_rates(clf, x, 1, args.repeats)
+        rows.append({"set": name, "tta": clf.tta_name, "passes": (1 + len(clf.views)) * (1 + flip),
+                     "accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"],
+                     "faces_per_s_1thread_batch1": statistics.median(rates),
+                     "faces_per_s_p10": float(np.percentile(rates, 10)),
+                     "faces_per_s_p90": float(np.percentile(rates, 90))})
+        print(rows[-1], flush=True)
+    write_result("tta_views", {"model": clf.ref.name, "shipped_tta": OnnxClassifier(
+        args.model).tta_name, "data": "fer2013 val", "n": len(val), "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
