@@ -65,7 +65,8 @@ def _items(source) -> list:
     return out
 
 
-def analyze(source, *, model: str = "default", detector: str = "yunet", tta: bool | None = None,
+def analyze(source, *, model: str = "default", detector: str = "yunet",
+            tta: bool | str | None = None,
             abstain: str | None = None, threads: int = 2, stride: int = 1,
             skip_bad: bool = False, analyzer=None) -> AnalysisResult:
     """Find and classify every face in ``source``: an image path, a folder, a video path, a
@@ -105,7 +106,8 @@ def _crops(faces) -> list:
 class Model:
     """A shipped or exported classifier for aligned face crops (see ``load_model``)."""
 
-    def __init__(self, name: str = "default", *, threads: int = 1, tta: bool | None = None):
+    def __init__(self, name: str = "default", *, threads: int = 1,
+                 tta: bool | str | None = None):
         from ferkit.zoo.classify import OnnxClassifier
         self._clf = OnnxClassifier(name, threads=threads, tta=tta)
 
@@ -139,7 +141,8 @@ class Model:
         return f"Model({self.name!r}, labels={self.labels})"
 
 
-def load_model(name: str = "default", *, threads: int = 1, tta: bool | None = None) -> Model:
+def load_model(name: str = "default", *, threads: int = 1,
+               tta: bool | str | None = None) -> Model:
     """A classifier by shipped name (``default``, ``default_fp32``, ``fast``, ``ferplus``)
     or .onnx path (with its model card beside it)."""
     return Model(name, threads=threads, tta=tta)
