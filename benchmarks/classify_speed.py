@@ -48,7 +48,7 @@ def main():
             card = dict(ref.card)
             sp = {f"faces_per_s_{r['threads']}thread_batch{r['batch']}": round(r["faces_per_s"], 1)
                   for r in rows if r["model"] == ref.name}
-            tta = OnnxClassifier(ref).tta_name
+            tta = clf.tta_name                  # the card's TTA, as every row of this model
             card["speed"] = {**sp, "note": f"ONNX Runtime CPU, TTA: {tta} (as shipped), "
                              "benchmarks/classify_speed.py"}
             write_json(ref.path.with_suffix(".json"), card)

@@ -99,8 +99,9 @@ def _set_tta(card_path: Path, views: str) -> None:
     from ferkit.zoo.tta import parse_views
     card = json.loads(card_path.read_text())
     card.pop("tta_views", None)
-    if parse_views(views):
-        card["tta_views"] = parse_views(views)
+    parsed = parse_views(views)
+    if parsed:
+        card["tta_views"] = parsed
     write_json(card_path, card)
 
 
