@@ -149,9 +149,8 @@ class TrainConfig:
                 raise ConfigError(msg)
 
 
-def load_recipe(path: str | Path) -> dict:
-    """Read a YAML or JSON recipe into a dict of TrainConfig keys."""
-    p = Path(path)
+def _read_mapping(p: Path) -> dict:
+    """One recipe file's own mapping (its ``base`` not yet applied)."""
     if not p.is_file():
         raise ConfigError(f"{p}: recipe file not found")
     text = p.read_text()
@@ -160,9 +159,41 @@ def load_recipe(path: str | Path) -> dict:
             import yaml
         except ImportError:
             raise ConfigError("YAML recipes need PyYAML: pip install 'ferkit[train]'") from None
-        d = yaml.safe_load(text) or {}
+        try:
+            d = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML ({e})") from None
     else:
-        d = json.loads(text)
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{p}: not valid JSON ({e})") from None
     if not isinstance(d, dict):
         raise ConfigError(f"{p}: a recipe must be a mapping of option: value")
     return d
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """``over`` on top of ``base``; nested mappings (``augment``) merge key by key."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_recipe(path: str | Path, _seen: tuple = ()) -> dict:
+    """Read a YAML or JSON recipe into a dict of TrainConfig keys.
+
+    A recipe may name another with ``base: other.yaml`` (a path relative to its own folder):
+    it then holds only what differs, its keys overriding the base's, ``augment`` key by key."""
+    p = Path(path)
+    d = _read_mapping(p)
+    base = d.pop("base", None)
+    if base is None:
+        return d
+    if not isinstance(base, str):
+        raise ConfigError(f"{p}: base must be one recipe file's path")
+    bp = (p.parent / base).resolve()
+    if bp in _seen or bp == p.resolve():
+        raise ConfigError(f"{p}: base {base} leads back to itself")
+    return _merge(load_recipe(bp, (*_seen, p.resolve())), d)
