@@ -93,7 +93,7 @@ def gap_closed(a: dict, best: float, ref: dict | None) -> float | None:
     return (best - a["val_accuracy"]) / (ref["val_accuracy"] - a["val_accuracy"])
 
 
-def main():
+def parse_args(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", default=str(ROOT / "runs" / "semi"))
     ap.add_argument("--share", type=float, default=0.10)
@@ -110,7 +110,11 @@ def main():
     ap.add_argument("--fixmatch-epochs", type=int, default=30)
     ap.add_argument("--class-cap", type=float, default=0.3)
     ap.add_argument("--threads", type=int, default=RECIPE["threads"])
-    args = ap.parse_args()
+    return ap.parse_args(argv)
+
+
+def main():
+    args = parse_args()
 
     from ferkit.train.config import TrainConfig
     from ferkit.train.fixmatch import FixMatchConfig, fixmatch
