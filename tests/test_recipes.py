@@ -44,21 +44,18 @@ def test_base_recipe_is_merged_key_by_key(tmp_path):
     TrainConfig.from_dict(d).validate()
 
 
-def test_bad_base_and_bad_yaml_name_the_file(tmp_path):
-    loop = tmp_path / "loop.yaml"
-    loop.write_text("base: other.yaml\n")
+BAD_RECIPES = {                  # file name -> (its text, what the error must say)
+    "loop.yaml": ("base: other.yaml\n", "leads back to itself"),
+    "missing.yaml": ("base: nowhere.yaml\n", "nowhere.yaml: recipe file not found"),
+    "broken.yaml": ("data: [unclosed\n", "broken.yaml: not valid YAML"),
+    "broken.json": ('{"data": ', "broken.json: not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_RECIPES))
+def test_bad_base_and_bad_files_name_the_file(tmp_path, name):
     (tmp_path / "other.yaml").write_text("base: loop.yaml\nepochs: 3\n")
-    with pytest.raises(ConfigError, match="leads back to itself"):
-        load_recipe(loop)
-    missing = tmp_path / "missing.yaml"
-    missing.write_text("base: nowhere.yaml\n")
-    with pytest.raises(ConfigError, match="nowhere.yaml: recipe file not found"):
-        load_recipe(missing)
-    broken = tmp_path / "broken.yaml"
-    broken.write_text("data: [unclosed\n")
-    with pytest.raises(ConfigError, match="broken.yaml: not valid YAML"):
-        load_recipe(broken)
-    broken_json = tmp_path / "broken.json"
-    broken_json.write_text("{\"data\": ")
-    with pytest.raises(ConfigError, match="broken.json: not valid JSON"):
-        load_recipe(broken_json)
+    text, message = BAD_RECIPES[name]
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_recipe(tmp_path / name)
