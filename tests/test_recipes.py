@@ -46,7 +46,7 @@ def test_base_recipe_is_merged_key_by_key(tmp_path):
 
 BAD_RECIPES = {                  # file name -> (its text, what the error must say)
     "loop.yaml": ("base: other.yaml\n", "leads back to itself"),
-    "missing.yaml": ("base: nowhere.yaml\n", "nowhere.yaml: recipe file not found"),
+    "missing.yaml": ("base: nowhere.yaml\n", "missing.yaml: its base recipe .*nowhere.yaml was not found"),
     "broken.yaml": ("data: [unclosed\n", "broken.yaml: not valid YAML"),
     "broken.json": ('{"data": ', "broken.json: not valid JSON"),
 }

@@ -194,6 +194,8 @@ def load_recipe(path: str | Path, _seen: tuple = ()) -> dict:
     if not isinstance(base, str):
         raise ConfigError(f"{p}: base must be one recipe file's path")
     bp = (p.parent / base).resolve()
+    if not bp.is_file():
+        raise ConfigError(f"{p}: its base recipe {bp} was not found")
     if bp in _seen or bp == p.resolve():
         raise ConfigError(f"{p}: base {base} leads back to itself")
     return _merge(load_recipe(bp, (*_seen, p.resolve())), d)
