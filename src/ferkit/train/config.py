@@ -173,11 +173,11 @@ def _read_mapping(p: Path) -> dict:
     return d
 
 
-def _merge(base: dict, over: dict) -> dict:
-    """``over`` on top of ``base``; nested mappings (``augment``) merge key by key."""
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+def merge_recipe(base: dict, over: dict) -> dict:
+    """``over``'s options on top of ``base``'s, ``augment`` merged key by key."""
+    out = {**base, **over}
+    if isinstance(base.get("augment"), dict) and isinstance(over.get("augment"), dict):
+        out["augment"] = {**base["augment"], **over["augment"]}
     return out
 
 
@@ -193,9 +193,9 @@ def load_recipe(path: str | Path, _seen: tuple = ()) -> dict:
         return d
     if not isinstance(base, str):
         raise ConfigError(f"{p}: base must be one recipe file's path")
-    bp = (p.parent / base).resolve()
+    bp, seen = (p.parent / base).resolve(), (*_seen, p.resolve())
     if not bp.is_file():
         raise ConfigError(f"{p}: its base recipe {bp} was not found")
-    if bp in _seen or bp == p.resolve():
+    if bp in seen:
         raise ConfigError(f"{p}: base {base} leads back to itself")
-    return _merge(load_recipe(bp, (*_seen, p.resolve())), d)
+    return merge_recipe(load_recipe(bp, seen), d)

@@ -35,7 +35,7 @@ from ferkit.errors import ConfigError, DataError
 from ferkit.io import write_json
 from ferkit.labels import ClassSpec
 from ferkit.train import checkpoint
-from ferkit.train.config import TrainConfig
+from ferkit.train.config import TrainConfig, merge_recipe
 from ferkit.train.loop import images_to_tensor, to_input
 from ferkit.train.trainer import Trainer, concat
 
@@ -162,9 +162,7 @@ def round_config(start: dict, pc: PseudoConfig, overrides: dict | None = None,
                           f"them (use --epochs-per-round, --soft, --labeled, --val)")
     if not isinstance(ov.get("augment", {}), dict):
         raise ConfigError(f"{source}: augment must be a mapping of option: value")
-    base = dict(start)
-    aug = {**(base.get("augment") or {}), **ov.pop("augment", {})}
-    base.update(ov, augment=aug)
+    base = merge_recipe(start, ov)
     base.update(epochs=pc.epochs_per_round, lr=base.get("lr", 2e-3) * pc.lr_factor,
                 warmup_epochs=ov.get("warmup_epochs", 0.0), distill=None, init_from=None,
                 extra_data=None, **fixed)
