@@ -113,79 +113,93 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
+def supervised(work: Path, recipe: dict, data, split, val, name: str, epochs: int):
+    """Train (or reuse) one supervised run under ``work``: its directory and val figures."""
+    from ferkit.train.config import TrainConfig
+    from ferkit.train.trainer import Trainer
+    out = work / name
+    if not (out / "summary.json").exists():
+        cfg = TrainConfig.from_dict({**recipe, "data": str(data), "epochs": epochs})
+        Trainer(cfg, out, splits=(split, val), progress=False).fit()
+    s = json.loads((out / "summary.json").read_text())
+    return out, {"val_accuracy": s["val_report"]["accuracy"],
+                 "val_macro_f1": s["val_report"]["macro_f1"], "train_faces": len(split),
+                 "epochs": epochs, "train_seconds": s["train_seconds"]}
+
+
+class Stages:
+    """The (b) variants, each run (or reused) after the variant its options start it from,
+    (a) where they name none; rows for the result in ``pseudo`` and ``online``."""
+
+    def __init__(self, args, recipe: dict, data, lab, unl, val, a_dir: Path, refs: tuple):
+        self.args, self.recipe, self.data = args, recipe, data
+        self.lab, self.unl, self.val, self.a_dir = lab, unl, val, a_dir
+        self.a, self.c, self.c_long = refs
+        self.pseudo, self.online, self.done = {}, {}, {}
+
+    def run(self, name: str) -> Path:
+        """Run (or reuse) variant ``name`` after the variant it starts from; its directory."""
+        if name in self.done:
+            return self.done[name]
+        opts = dict(VARIANTS[name] if name in VARIANTS else FIXMATCH[name])
+        start = self.run(opts.pop("from")) / "best.pt" if "from" in opts else self.a_dir / "best.pt"
+        out = self.done[name] = Path(self.args.work) / f"b_{name}"
+        row, best = (self._pseudo_label if name in VARIANTS else self._fixmatch)(name, opts, start, out)
+        row.update(best_val_accuracy=best, gap_closed=gap_closed(self.a, best, self.c),
+                   gap_closed_vs_long=gap_closed(self.a, best, self.c_long))
+        print(json.dumps({k: v for k, v in row.items() if k not in ("epochs", "rounds")}),
+              flush=True)
+        return out
+
+    def _pseudo_label(self, name, opts, start, out):
+        from ferkit.train.pseudo_label import PseudoConfig, pseudo_label_arrays, round_config
+        args = self.args
+        overrides = opts.pop("recipe", {})
+        pc = PseudoConfig(**{"rounds": args.rounds, "class_cap": args.class_cap,
+                             "epochs_per_round": args.epochs_per_round, **opts})
+        cfg = round_config(self.recipe, pc, overrides, name, data=str(self.data))
+        # logged rounds with the same options are reused; only missing ones are trained
+        r = pseudo_label_arrays(start, self.lab, self.unl, self.val, out, pc, progress=False, cfg=cfg)
+        row = self.pseudo[name] = {"variant": name, "config": dataclasses.asdict(pc),
+                                   "recipe_overrides": overrides,
+                                   "start_model": os.path.relpath(start, ROOT),
+                                   "start_val_accuracy": r["start"], "rounds": r["rounds"]}
+        return row, max(x["val_accuracy"] for x in r["rounds"])
+
+    def _fixmatch(self, name, opts, start, out):
+        from ferkit.train.fixmatch import FixMatchConfig, fixmatch
+        fc = FixMatchConfig(epochs=self.args.fixmatch_epochs, threads=self.args.threads, **opts)
+        r = fixmatch(start, self.lab, self.unl, self.val, out, fc, progress=False)
+        row = self.online[name] = {"variant": name, "config": dataclasses.asdict(fc),
+                                   "start_model": os.path.relpath(start, ROOT),
+                                   "start_val_accuracy": r["start"], "epochs": r["epochs"],
+                                   "train_seconds": sum(e["seconds"] for e in r["epochs"])}
+        return row, max(e["val_accuracy"] for e in r["epochs"])
+
+
 def main():
     args = parse_args()
-
-    from ferkit.train.config import TrainConfig
-    from ferkit.train.fixmatch import FixMatchConfig, fixmatch
-    from ferkit.train.pseudo_label import PseudoConfig, pseudo_label_arrays, round_config
-    from ferkit.train.trainer import Trainer
     work = Path(args.work)
     data, train, val = fer2013()
     lab_idx, unl_idx = stratified_split(train.labels, 0, lambda n: max(1, round(args.share * n)))
     lab, unl = train.subset(lab_idx), train.subset(unl_idx)      # unl.labels: hidden
     t0 = time.time()
     recipe = {**RECIPE, "threads": args.threads}
-
-    def supervised(name, split, epochs):
-        out = work / name
-        if not (out / "summary.json").exists():
-            cfg = TrainConfig.from_dict({**recipe, "data": str(data), "epochs": epochs})
-            Trainer(cfg, out, splits=(split, val), progress=False).fit()
-        s = json.loads((out / "summary.json").read_text())
-        return out, {"val_accuracy": s["val_report"]["accuracy"],
-                     "val_macro_f1": s["val_report"]["macro_f1"], "train_faces": len(split),
-                     "epochs": epochs, "train_seconds": s["train_seconds"]}
-
-    a_dir, a = supervised("a_supervised_10pct", lab, args.epochs_small)
-    _, c = supervised("c_supervised_100pct", train, args.epochs_full)
-    c_longer = [supervised(f"c_supervised_100pct_{e}ep", train, e)[1]
+    a_dir, a = supervised(work, recipe, data, lab, val, "a_supervised_10pct", args.epochs_small)
+    _, c = supervised(work, recipe, data, train, val, "c_supervised_100pct", args.epochs_full)
+    c_longer = [supervised(work, recipe, data, train, val, f"c_supervised_100pct_{e}ep", e)[1]
                 for e in sorted(args.epochs_full_long)]
     c_long = c_longer[-1] if c_longer else None
-    runs, online, done = {}, {}, {}
-
-    def stage(name):
-        """Run (or reuse) variant ``name`` after the variant it starts from; its directory."""
-        if name in done:
-            return done[name]
-        opts = dict(VARIANTS[name] if name in VARIANTS else FIXMATCH[name])
-        start = stage(opts.pop("from")) / "best.pt" if "from" in opts else a_dir / "best.pt"
-        out = done[name] = work / f"b_{name}"
-        if name in VARIANTS:
-            overrides = opts.pop("recipe", {})
-            pc = PseudoConfig(**{"rounds": args.rounds, "class_cap": args.class_cap,
-                                 "epochs_per_round": args.epochs_per_round, **opts})
-            cfg = round_config(recipe, pc, overrides, name, data=str(data))
-            # logged rounds with the same options are reused; only missing ones are trained
-            r = pseudo_label_arrays(start, lab, unl, val, out, pc, progress=False, cfg=cfg)
-            best = max(x["val_accuracy"] for x in r["rounds"])
-            row = runs[name] = {"variant": name, "config": dataclasses.asdict(pc),
-                                "recipe_overrides": overrides,
-                                "start_model": os.path.relpath(start, ROOT),
-                                "start_val_accuracy": r["start"], "rounds": r["rounds"]}
-        else:
-            fc = FixMatchConfig(epochs=args.fixmatch_epochs, threads=args.threads, **opts)
-            r = fixmatch(start, lab, unl, val, out, fc, progress=False)
-            best = max(e["val_accuracy"] for e in r["epochs"])
-            row = online[name] = {"variant": name, "config": dataclasses.asdict(fc),
-                                  "start_model": os.path.relpath(start, ROOT),
-                                  "start_val_accuracy": r["start"], "epochs": r["epochs"],
-                                  "train_seconds": sum(e["seconds"] for e in r["epochs"])}
-        row.update(best_val_accuracy=best, gap_closed=gap_closed(a, best, c),
-                   gap_closed_vs_long=gap_closed(a, best, c_long))
-        print(json.dumps({k: v for k, v in row.items() if k not in ("epochs", "rounds")}),
-              flush=True)
-        return out
-
+    stages = Stages(args, recipe, data, lab, unl, val, a_dir, (a, c, c_long))
     for name in [*args.variants, *args.fixmatch]:
-        stage(name)
+        stages.run(name)
     write_result("semi_supervised", {
         "setup": {"labelled": len(lab), "unlabelled": len(unl), "share": args.share, "recipe": RECIPE,
                   "threads_for_rounds": args.threads,
                   "val": len(val)},
         "a_supervised_10pct": a, "c_supervised_100pct": c, "c_supervised_100pct_long": c_long,
         "c_supervised_100pct_longer": c_longer,
-        "b_pseudo_label": list(runs.values()), "b_fixmatch": list(online.values()),
+        "b_pseudo_label": list(stages.pseudo.values()), "b_fixmatch": list(stages.online.values()),
         "wall_seconds": time.time() - t0})
 
 
