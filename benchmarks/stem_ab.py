@@ -79,7 +79,8 @@ def _tencrop_accuracy(out: Path, cfg) -> float:
     return acc
 
 
-def plot_curves(rows: list[dict], path: Path) -> None:
+def plot_curves(rows: list[dict], path: Path,
+                title: str = "Input-resolution A/B: resnet18 w40, recipes/fer2013_sgd.yaml") -> None:
     """Val accuracy per epoch of every variant, for the docs' benchmarks page."""
     import matplotlib
     matplotlib.use("Agg")
@@ -90,8 +91,7 @@ def plot_curves(rows: list[dict], path: Path) -> None:
     for r in rows:
         ax.plot(range(1, len(r["curve"]) + 1), r["curve"],
                 label=f"{r['variant'].split(':')[0]} ({r['macs_per_face'] / 1e6:.0f} MMACs)")
-    ax.set(xlabel="epoch", ylabel="val accuracy (flip TTA)",
-           title="Input-resolution A/B: resnet18 w40, recipes/fer2013_sgd.yaml")
+    ax.set(xlabel="epoch", ylabel="val accuracy (flip TTA)", title=title)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

@@ -190,7 +190,7 @@ def scale_tables() -> list[str]:
                        f"{r['val_accuracy_last']:.4f} | {'-' if tc is None else f'{tc:.4f}'} | "
                        f"{r['median_epoch_seconds']:.0f} |")
         out.append("\n![Val accuracy per epoch of the four variants](img/stem_ab.png)\n")
-    out += ferplus_table()
+    out += width_table() + ferplus_table()
     sl = load("serve_load")
     if sl:
         out.append(f"\n`ferkit serve` under load on 127.0.0.1 (`benchmarks/serve_load.py`): "
@@ -228,6 +228,28 @@ def scale_tables() -> list[str]:
                        f"{r['images_per_s']:.0f} |")
         out.append(f"\n2 processes run at {dd['speedup_2_processes']:.2f}x one on this "
                    f"machine: there is no third core, and each step adds an all-reduce.")
+    return out
+
+
+def width_table() -> list[str]:
+    """Issue 16's width A/B: val accuracy on a fixed budget, and each width's int8 speed."""
+    wa = load("width_ab")
+    if not wa:
+        return []
+    st = wa["setup"]
+    out = [f"\nWidth A/B (`benchmarks/width_ab.py`): resnet18 with the full-resolution stem, "
+           f"`{st['recipe']}` for {st['epochs']} epochs, seed {st['seed']}, FER2013 val; int8 "
+           f"through ONNX Runtime, 1 thread, batch 1:\n",
+           "| width | MMACs per face | val acc flip, PyTorch (best epoch) | median s/epoch | "
+           "int8 val acc flip / flip+zooms | int8 faces/s flip / flip+zooms |",
+           "|---|---|---|---|---|---|"]
+    for r in wa["rows"]:
+        f, z = r["int8"]["flip"], r["int8"]["flip+scales"]
+        out.append(f"| {r['variant']} | {r['macs_per_face'] / 1e6:.0f} | "
+                   f"{r['val_accuracy_best']:.4f} ({r['best_epoch']}) | "
+                   f"{r['median_epoch_seconds']:.0f} | {f['val_accuracy']:.4f} / "
+                   f"{z['val_accuracy']:.4f} | {f['faces_per_s']:,.0f} / {z['faces_per_s']:,.0f} |")
+    out.append("\n![Val accuracy per epoch of each width](img/width_ab.png)\n")
     return out
 
 
