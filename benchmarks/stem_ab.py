@@ -101,25 +101,41 @@ def plot_curves(rows: list[dict], path: Path,
     plt.close(fig)
 
 
-def main():
+def arg_parser(variants) -> argparse.ArgumentParser:
+    """The A/B scripts' common options (--work, --epochs, --only KEY,...)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", default=str(ROOT / "runs" / "stem_ab"))
     ap.add_argument("--epochs", type=int, default=15)
-    ap.add_argument("--only", help="comma list of variant keys (a_s2, b_s1_crop40, ...)")
-    args = ap.parse_args()
+    ap.add_argument("--only", help="comma list of variant keys "
+                    f"({', '.join(key for _, key, _ in variants)})")
+    return ap
+
+
+def run_variants(variants, args, more=None) -> tuple[list[dict], dict, bool]:
+    """Train (or reuse) each variant --only names (all by default) on the recipe's fixed
+    budget; its rows (with ``more(run_folder)`` merged in), the base options, and whether
+    every variant ran (only then is the result written)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from ferkit.train.config import load_recipe
     base = {**load_recipe(RECIPE), "data": str(SHARED / "datasets" / "fer2013"),
             "epochs": args.epochs}
     wanted = set(args.only.split(",")) if args.only else None
     rows = []
-    for label, key, extra in VARIANTS:
+    for label, key, extra in variants:
         if wanted and key not in wanted:
             continue
-        r = run({**base, **extra}, Path(args.work) / key)
-        rows.append({"variant": label, "key": key, "options": extra, **r})
+        out = Path(args.work) / key
+        r = run({**base, **extra}, out)
+        rows.append({"variant": label, "key": key, "options": extra, **r,
+                     **(more(out) if more else {})})
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "curve"}), flush=True)
-    if not wanted:
+    return rows, base, not wanted
+
+
+def main():
+    args = arg_parser(VARIANTS).parse_args()
+    rows, base, complete = run_variants(VARIANTS, args)
+    if complete:
         plot_curves(rows, ROOT / "docs" / "img" / "stem_ab.png")
         write_result("stem_ab", {"setup": {"recipe": str(RECIPE.relative_to(ROOT)),
                                            "epochs": args.epochs, "seed": base["seed"]},

@@ -11,15 +11,13 @@ its run folder is shared and reused. Run on an otherwise idle machine (faces/s).
 """
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import statistics
 import sys
 from pathlib import Path
 
 from _common import ROOT, SHARED, classify_rates, write_result
-from stem_ab import RECIPE, plot_curves, run
+from stem_ab import RECIPE, arg_parser, plot_curves, run_variants
 
 sys.path.insert(0, str(ROOT / "src"))
 
@@ -64,27 +62,12 @@ def int8_figures(out: Path, repeats: int) -> dict:
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--work", default=str(ROOT / "runs" / "stem_ab"))
-    ap.add_argument("--epochs", type=int, default=15)
+    ap = arg_parser(VARIANTS)
     ap.add_argument("--repeats", type=int, default=7, help="speed repeats per TTA set")
-    ap.add_argument("--only", help="comma list of variant keys (c_s1_stage2, w48_s1_stage2, ...)")
     args = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from ferkit.train.config import load_recipe
-    base = {**load_recipe(RECIPE), "data": str(SHARED / "datasets" / "fer2013"),
-            "epochs": args.epochs}
-    wanted = set(args.only.split(",")) if args.only else None
-    rows = []
-    for label, key, extra in VARIANTS:
-        if wanted and key not in wanted:
-            continue
-        out = Path(args.work) / key
-        r = run({**base, **extra}, out)
-        rows.append({"variant": label, "key": key, "options": extra, **r,
-                     "int8": int8_figures(out, args.repeats)})
-        print(json.dumps({k: v for k, v in rows[-1].items() if k != "curve"}), flush=True)
-    if not wanted:
+    rows, base, complete = run_variants(VARIANTS, args,
+                                        lambda out: {"int8": int8_figures(out, args.repeats)})
+    if complete:
         plot_curves(rows, ROOT / "docs" / "img" / "width_ab.png",
                     "Width A/B: resnet18, full-resolution stem, recipes/fer2013_sgd.yaml")
         write_result("width_ab", {"setup": {"recipe": str(RECIPE.relative_to(ROOT)),
