@@ -18,6 +18,7 @@ from pathlib import Path
 
 from _common import ROOT, SHARED, classify_rates, write_result
 from stem_ab import RECIPE, arg_parser, plot_curves, run_variants
+from tta_views import SETS
 
 sys.path.insert(0, str(ROOT / "src"))
 
@@ -25,7 +26,7 @@ NET = {"stem_stride": 1, "stage1_stride": 2, "crop": None}
 VARIANTS = [("w40 (stem_ab's C)", "c_s1_stage2", {**NET, "width": 40}),
             ("w48", "w48_s1_stage2", {**NET, "width": 48}),
             ("w64", "w64_s1_stage2", {**NET, "width": 64})]
-TTA_SETS = {"flip": "", "flip+scales": "scale=1.1;scale=0.9"}
+TTA_SETS = ("flip", "flip+scales")          # two of tta_views' fixed sets
 
 
 def int8_figures(out: Path, repeats: int) -> dict:
@@ -51,10 +52,10 @@ def int8_figures(out: Path, repeats: int) -> dict:
                    calib_source=str(data))
     clf = OnnxClassifier(int8, threads=1)
     x = clf.preprocess(list(val.images))
-    res = {}
-    for name, views in TTA_SETS.items():
-        clf.tta, clf.views = True, parse_views(views)
-        acc = float((clf.logits(x).argmax(1) == np.asarray(val.labels)).mean())
+    y, res = np.asarray(val.labels), {}
+    for name in TTA_SETS:
+        clf.tta, clf.views = SETS[name][0], parse_views(SETS[name][1])
+        acc = float((clf.logits(x).argmax(1) == y).mean())
         res[name] = {"passes": 2 * (1 + len(clf.views)), "val_accuracy": acc,
                      "faces_per_s": statistics.median(classify_rates(clf, x, 1, repeats))}
     write_json(cache, res)
