@@ -1,6 +1,7 @@
 """Test-time augmentation sets compared on one model: FER2013 val accuracy, macro-F1 and
 faces/s (1 ORT thread, batch 1) for each set of views, fixed in advance here (none, flip,
-flip with two scales, two shifts, two rotations, and all of those together), so that the
+flip with one zoom in or out (the 4-pass sets a wider net can afford), flip
+with two scales, two shifts, two rotations, and all of those together), so that the
 comparison is not a search over view sets on val.
 
     python benchmarks/tta_views.py [--model default] [--repeats 9]
@@ -19,6 +20,8 @@ sys.path.insert(0, str(ROOT / "src"))
 SETS = {                                  # name -> (flip, extra views as ferkit.zoo.tta text)
     "none": (False, ""),
     "flip": (True, ""),
+    "flip+zoom_in": (True, "scale=1.1"),
+    "flip+zoom_out": (True, "scale=0.9"),
     "flip+scales": (True, "scale=1.1;scale=0.9"),
     "flip+shifts": (True, "shift_x=0.04;shift_x=-0.04"),
     "flip+rotations": (True, "rotate=8;rotate=-8"),
