@@ -13,9 +13,11 @@
 set -euo pipefail
 RUN=${1:?usage: ship_default.sh RUN [VIEWS]}
 VIEWS=${2:-}
-cd "$(dirname "$0")/.."
-PY=$(realpath -s "${PY:-.venv/bin/python}")      # -s: keep the venv's symlink
 test -f "$RUN/best.pt" || { echo "ship_default.sh: $RUN/best.pt not found" >&2; exit 2; }
+ROOT=$(realpath "$(dirname "$0")/..")
+PY=$(realpath -s "${PY:-$ROOT/.venv/bin/python}")   # -s: keep the venv's symlink
+RUN=$(realpath -s --relative-to="$ROOT" "$RUN")   # the run as the repository sees it
+cd "$ROOT"
 
 $PY scripts/ship_models.py "$RUN:default_fp32" "tta:default_fp32:$VIEWS" int8:default_fp32:default
 (
