@@ -22,6 +22,9 @@ def main(argv=None) -> int:
     p.add_argument("--keep-optimizer", action="store_true",
                    help="keep the optimizer's per-parameter state (momentum, Adam moments)")
     p.add_argument("--with-best", action="store_true", help="carry best.pt too")
+    p.add_argument("--averaged-only", action="store_true",
+                   help="once averaging has started, carry only the averaged weights and "
+                        "resume training from them (half the file)")
     u = sub.add_parser("unpack", help="SNAPSHOT -> a new RUN folder to --resume")
     u.add_argument("snapshot")
     u.add_argument("run")
@@ -31,7 +34,7 @@ def main(argv=None) -> int:
     try:
         if a.cmd == "pack":
             r = snapshot.pack(a.run, a.dest, keep_optimizer=a.keep_optimizer,
-                              with_best=a.with_best)
+                              with_best=a.with_best, averaged_only=a.averaged_only)
             print(f"{a.dest}: epoch {r['epoch']}, best {r['best']:.4f} (epoch "
                   f"{r['best_epoch']}), {r['bytes'] / 2**20:.1f} MiB, files {r['files']}")
         elif a.cmd == "unpack":

@@ -66,3 +66,21 @@ def test_script_names_a_missing_run(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 2 and "nope" in out.stderr and "not found" in out.stderr
     assert not (tmp_path / "s.pt").exists()
+
+
+def test_averaged_only_snapshot_resumes_from_the_averaged_weights(small_fer, tmp_path):
+    Trainer(cfg(small_fer), tmp_path / "run", progress=False, stop_after=2).fit()
+    full, half = tmp_path / "full.pt", tmp_path / "half.pt"
+    snapshot.pack(tmp_path / "run", full)
+    r = snapshot.pack(tmp_path / "run", half, averaged_only=True)
+    assert r["bytes"] < 0.75 * full.stat().st_size
+    snapshot.unpack(half, tmp_path / "moved")
+    a = checkpoint.load(tmp_path / "run" / "last.pt")
+    b = checkpoint.load(tmp_path / "moved" / "last.pt")
+    assert int(b["averager"]["n_averaged"]) == int(a["averager"]["n_averaged"]) > 0
+    for k, v in b["model"].items():
+        avg = a["averager"]["module." + k]
+        assert not v.is_floating_point() or torch.allclose(v, avg.float(), rtol=1e-3, atol=1e-4)
+        assert torch.equal(b["averager"]["module." + k], v)
+    Trainer(cfg(small_fer), tmp_path / "moved", resume=True, progress=False).fit()
+    assert checkpoint.load(tmp_path / "moved" / "last.pt")["state"]["epoch"] == 4

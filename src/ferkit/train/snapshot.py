@@ -5,7 +5,9 @@ that is laid anew between sessions, and to resume it there with ``--resume``.
 float16 (half the size; a relative rounding of about 5e-4 on each weight), the averaged
 weights only once averaging has started, and the run's small text files (history, sessions,
 notes). It drops the optimizer's per-parameter state unless asked to keep it: SGD's momentum
-rebuilds itself from the first step's gradient. ``unpack`` writes them back in float32 as
+rebuilds itself from the first step's gradient. Once averaging has started the file holds two
+copies of the weights; ``averaged_only`` keeps one, the averaged weights, and the run resumes
+training from them (as SWA/EMA restarts do), which halves the file again. ``unpack`` writes them back in float32 as
 RUN/last.pt (and best.pt when packed), atomically, and never over an existing run; without a
 best.pt the first resumed epoch becomes the run's best so far (the history keeps the earlier
 epochs' figures)."""
@@ -38,8 +40,13 @@ def _averager_started(state) -> bool:
     return bool(state) and int(state.get("n_averaged", 0)) > 0
 
 
+def _averaged_weights(averager: dict) -> dict:
+    """The model's state dict held by an averager's state (its ``module.`` entries)."""
+    return {k[len("module."):]: v for k, v in averager.items() if k.startswith("module.")}
+
+
 def pack(run: str | Path, dest: str | Path, *, keep_optimizer: bool = False,
-         with_best: bool = False) -> dict:
+         with_best: bool = False, averaged_only: bool = False) -> dict:
     """Write RUN's resume state to ``dest``; returns a summary (epoch, best, bytes)."""
     run = Path(run)
     last = checkpoint.load_raw(run / "last.pt", ("model", "optimizer", "scheduler", "state"))
@@ -47,11 +54,16 @@ def pack(run: str | Path, dest: str | Path, *, keep_optimizer: bool = False,
     if not keep_optimizer:
         opt["state"] = {}
     averager = last.get("averager")
+    started = _averager_started(averager)
+    from_average = averaged_only and started
+    model = _averaged_weights(averager) if from_average else last["model"]
+    if from_average:
+        averager = {"n_averaged": averager["n_averaged"]}   # the weights are the model's
     snap = {**{k: last[k] for k in ("model_config", "classes", "config", "scheduler",
                                     "state", "reweighter")},
-            "format": FORMAT, "model": _cast(last["model"], torch.float16),
-            "optimizer": _cast(opt, torch.float16),
-            "averager": _cast(averager, torch.float16) if _averager_started(averager) else None,
+            "format": FORMAT, "model": _cast(model, torch.float16),
+            "optimizer": _cast(opt, torch.float16), "model_is_average": from_average,
+            "averager": _cast(averager, torch.float16) if started else None,
             "best": _cast(checkpoint.load(run / "best.pt"), torch.float16)
             if with_best and (run / "best.pt").is_file() else None,
             "files": {p.name: p.read_bytes() for p in sorted(run.iterdir())
@@ -62,10 +74,11 @@ def pack(run: str | Path, dest: str | Path, *, keep_optimizer: bool = False,
             "bytes": Path(dest).stat().st_size, "files": sorted(snap["files"])}
 
 
-def _fresh_averager(model: dict) -> dict:
-    """The state of an averager that has not started: a copy of the weights, none averaged."""
+def _fresh_averager(model: dict, n_averaged=0) -> dict:
+    """An averager's state holding a copy of ``model``, ``n_averaged`` updates in (0: not
+    started)."""
     return {**{"module." + k: v.clone() for k, v in model.items()},
-            "n_averaged": torch.tensor(0, dtype=torch.long)}
+            "n_averaged": torch.as_tensor(n_averaged, dtype=torch.long)}
 
 
 def unpack(snap_path: str | Path, run: str | Path) -> dict:
@@ -83,8 +96,13 @@ def unpack(snap_path: str | Path, run: str | Path) -> dict:
                 Path(tmp).write_bytes(data)
     model = _cast(snap["model"], torch.float32)
     averager = snap["averager"]
-    averager = _cast(averager, torch.float32) if averager else (
-        _fresh_averager(model) if snap["config"].get("average", "none") != "none" else None)
+    if snap.get("model_is_average"):
+        averager = _fresh_averager(model, averager["n_averaged"])
+    elif averager:
+        averager = _cast(averager, torch.float32)
+    else:
+        averager = (
+            _fresh_averager(model) if snap["config"].get("average", "none") != "none" else None)
     last = {k: snap[k] for k in ("model_config", "classes", "config", "scheduler", "state",
                                  "reweighter")}
     last.update(model=model, optimizer=_cast(snap["optimizer"], torch.float32),
