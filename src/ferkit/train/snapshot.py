@@ -6,11 +6,11 @@ float16 (half the size; a relative rounding of about 5e-4 on each weight), the a
 weights only once averaging has started, and the run's small text files (history, sessions,
 notes). It drops the optimizer's per-parameter state unless asked to keep it: SGD's momentum
 rebuilds itself from the first step's gradient. Once averaging has started the file holds two
-copies of the weights; ``averaged_only`` keeps one, the averaged weights, and the run resumes
-training from them (as SWA/EMA restarts do), which halves the file again. ``unpack`` writes them back in float32 as
-RUN/last.pt (and best.pt when packed), atomically, and never over an existing run; without a
-best.pt the first resumed epoch becomes the run's best so far (the history keeps the earlier
-epochs' figures)."""
+copies of the weights; ``averaged_only`` keeps only the averaged ones, and the run resumes
+training from them (as SWA/EMA restarts do), which halves the file again. ``unpack`` writes
+them back in float32 as RUN/last.pt (and best.pt when packed), atomically, and never over an
+existing run; without a best.pt the first resumed epoch becomes the run's best so far (the
+history keeps the earlier epochs' figures)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -96,13 +96,12 @@ def unpack(snap_path: str | Path, run: str | Path) -> dict:
                 Path(tmp).write_bytes(data)
     model = _cast(snap["model"], torch.float32)
     averager = snap["averager"]
-    if snap.get("model_is_average"):
+    if snap.get("model_is_average"):        # the model is the average: copy it back in
         averager = _fresh_averager(model, averager["n_averaged"])
     elif averager:
         averager = _cast(averager, torch.float32)
-    else:
-        averager = (
-            _fresh_averager(model) if snap["config"].get("average", "none") != "none" else None)
+    elif snap["config"].get("average", "none") != "none":
+        averager = _fresh_averager(model)
     last = {k: snap[k] for k in ("model_config", "classes", "config", "scheduler", "state",
                                  "reweighter")}
     last.update(model=model, optimizer=_cast(snap["optimizer"], torch.float32),
