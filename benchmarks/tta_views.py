@@ -61,10 +61,9 @@ def main():
                              "faces_per_s_p10": float(np.percentile(rates, 10)),
                              "faces_per_s_p90": float(np.percentile(rates, 90))})
         print(rows[-1], flush=True)
-    if args.accuracy_only:
-        return
-    write_result("tta_views", {"model": clf.ref.name, "shipped_tta": shipped_tta,
-                               "data": "fer2013 val", "n": len(val), "rows": rows})
+    if not args.accuracy_only:
+        write_result("tta_views", {"model": clf.ref.name, "shipped_tta": shipped_tta,
+                                   "data": "fer2013 val", "n": len(val), "rows": rows})
 
 
 if __name__ == "__main__":
