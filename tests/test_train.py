@@ -64,6 +64,16 @@ def test_resume_with_other_options_is_refused(small_fer, tmp_path):
                 progress=False).fit()
 
 
+def test_resume_may_change_the_thread_count(small_fer, tmp_path):
+    Trainer(cfg(small_fer, epochs=1), tmp_path / "r", progress=False).fit()
+    res = Trainer(cfg(small_fer, epochs=2, threads=2), tmp_path / "r", resume=True,
+                  progress=False)
+    with pytest.raises(ConfigError, match="other options"):   # epochs still count
+        res.fit()
+    Trainer(cfg(small_fer, epochs=1, threads=2), tmp_path / "r", resume=True,
+            progress=False).fit()
+
+
 def test_imbalance_options_and_subset_classes(small_fer, tmp_path):
     res = Trainer(cfg(small_fer, epochs=1, balance="sampler", classes="angry,happy,sad",
                       augment={"mixup": 0.2, "cutmix": 1.0}), tmp_path / "s",

@@ -185,7 +185,7 @@ class Trainer:
 
     # --- the TrainStep protocol of train/epochs.py ---------------------------------------
     def load(self, ck: dict) -> None:
-        if ck["config"] != self.cfg.to_dict():
+        if _result_options(ck["config"]) != _result_options(self.cfg.to_dict()):
             raise ConfigError(f"{self.out / 'last.pt'}: was written with other options; resume "
                               f"with the same options or start a new --out")
         self.model.load_state_dict(ck["model"])
@@ -369,3 +369,11 @@ class Trainer:
 def _progress(total, desc, enabled):
     from tqdm import tqdm
     return tqdm(total=total, desc=desc, leave=False, disable=not enabled, dynamic_ncols=True)
+
+
+# Options that change how fast a run goes, not what it computes: a run may resume with others.
+_PACE_OPTIONS = ("threads",)
+
+
+def _result_options(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k not in _PACE_OPTIONS}
