@@ -9,7 +9,9 @@ checked on 256 real val faces of the run's own dataset; the temperature is fitte
 (`ferkit calibrate`) and the card's val metrics are those of the calibrated ONNX model.
 ``cal:NAME`` only re-calibrates and re-measures a shipped model. ``int8:SRC:NAME`` writes
 an int8 copy of the shipped model SRC (`ferkit quantize`, 512 calibration faces from SRC's
-training data), then calibrates and measures it the same way. ``int8run:RUN:NAME`` ships
+training data; ``int8:SRC:NAME:percentile`` sets its activation ranges another way, see
+`ferkit quantize --calibration`), then calibrates and measures it the same way.
+``int8run:RUN:NAME[:CALIBRATION]`` ships
 only the int8 model of a run (its float ONNX is a temporary file; NAME.pt holds the float
 weights for fine-tuning and Grad-CAM). ``tta:NAME:VIEWS`` sets the extra test-time views of
 a shipped model's card (ferkit.zoo.tta, e.g. ``tta:default_fp32:scale=1.1;scale=0.9``; an
@@ -32,8 +34,8 @@ def main(specs):
             _measure(assets / f"{spec[4:]}.onnx")
             continue
         if spec.startswith("int8:"):
-            _, src, name = spec.split(":")
-            _ship_int8(assets, src, name)
+            _, src, name, *cal = spec.split(":")
+            _ship_int8(assets, src, name, *cal)
             continue
         if spec.startswith("tta:"):
             _, name, views = spec.split(":")
@@ -41,8 +43,8 @@ def main(specs):
             _measure(assets / f"{name}.onnx")
             continue
         if spec.startswith("int8run:"):
-            _, run, name = spec.split(":")
-            _ship_run_int8(assets, Path(run), name)
+            _, run, name, *cal = spec.split(":")
+            _ship_run_int8(assets, Path(run), name, *cal)
             continue
         run, name = spec.split(":")
         _export_run(Path(run), assets / f"{name}.onnx", name, assets / f"{name}.pt")
@@ -68,7 +70,7 @@ def _export_run(run: Path, onnx: Path, name: str, slim: Path) -> dict:
     return card
 
 
-def _ship_run_int8(assets: Path, run: Path, name: str) -> None:
+def _ship_run_int8(assets: Path, run: Path, name: str, calibration: str = "minmax") -> None:
     import tempfile
 
     from ferkit.zoo.quantize import calibration_faces, quantize_model
@@ -78,17 +80,18 @@ def _ship_run_int8(assets: Path, run: Path, name: str) -> None:
         data = card["training_data"]["source"]
         onnx = assets / f"{name}.onnx"
         quantize_model(fp32, onnx, calibration_faces(data, fp32, n=512, seed=0),
-                       calib_source=data)
+                       calib_source=data, calibration=calibration)
     _measure(onnx)
 
 
-def _ship_int8(assets: Path, src: str, name: str) -> None:
+def _ship_int8(assets: Path, src: str, name: str, calibration: str = "minmax") -> None:
     from ferkit.zoo.quantize import calibration_faces, quantize_model
     from ferkit.zoo.shipped import resolve
     card = resolve(src).card
     data = card["training_data"]["source"]
     onnx = assets / f"{name}.onnx"
-    quantize_model(src, onnx, calibration_faces(data, src, n=512, seed=0), calib_source=data)
+    quantize_model(src, onnx, calibration_faces(data, src, n=512, seed=0), calib_source=data,
+                   calibration=calibration)
     _measure(onnx)
 
 

@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import onnx
+import pytest
 
 from ferkit.cli import main
 from ferkit.data import load_dataset
@@ -40,3 +41,24 @@ def test_quantize_refuses_bad_output(small_fer, tmp_path, capsys):
                  "--out", str(tmp_path / "x.bin")]) == 2
     assert "must end in .onnx" in capsys.readouterr().err
     assert not (tmp_path / "x.bin").exists()
+
+
+def test_quantize_calibration_methods(small_fer, tmp_path):
+    from ferkit.errors import FerkitError
+    from ferkit.zoo.quantize import calibration_faces, quantize_model
+    faces = calibration_faces(small_fer, "fast", n=32)
+    val = list(load_dataset(small_fer, "val").images)
+    p32 = OnnxClassifier("fast", tta=False).predict_proba(val)
+    scales = {}
+    for cal in ("minmax", "percentile"):
+        out = tmp_path / f"fast_{cal}.onnx"
+        card = quantize_model("fast", out, faces, calibration=cal)
+        assert card["quantization"]["calibration"] == cal
+        p8 = OnnxClassifier(out, tta=False).predict_proba(val)
+        assert (p32.argmax(1) == p8.argmax(1)).mean() >= 0.9
+        scales[cal] = [onnx.numpy_helper.to_array(t).tolist()
+                       for t in onnx.load(str(out)).graph.initializer if t.name.endswith("_scale")]
+    assert scales["minmax"] and scales["minmax"] != scales["percentile"]   # ranges set otherwise
+    with pytest.raises(FerkitError, match="calibration 'kl'"):
+        quantize_model("fast", tmp_path / "x.onnx", faces, calibration="kl")
+    assert not (tmp_path / "x.onnx").exists()

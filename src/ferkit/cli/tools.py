@@ -114,6 +114,9 @@ def add_quantize(sub) -> None:
     p.add_argument("--calib-data", required=True,
                    help="faces to calibrate on: a dataset (its train split is used)")
     p.add_argument("--n", type=int, default=512, help="calibration faces (seeded draw)")
+    p.add_argument("--calibration", default="minmax",
+                   choices=("minmax", "percentile", "entropy"),
+                   help="how activation ranges are set from those faces (default: minmax)")
     p.add_argument("--out", required=True, help="the int8 model, NAME.onnx")
     p.add_argument("--val", default=None,
                    help="labelled val data: fit its calibration there and measure it")
@@ -125,7 +128,8 @@ def cmd_quantize(a) -> int:
     if a.n < 1:
         raise FerkitError("--n must be >= 1")
     faces = calibration_faces(a.calib_data, a.model, n=a.n, seed=a.seed)
-    card = quantize_model(a.model, a.out, faces, calib_source=str(a.calib_data))
+    card = quantize_model(a.model, a.out, faces, calib_source=str(a.calib_data),
+                          calibration=a.calibration)
     if a.val:                        # its own calibration and val metrics, as shipped ones
         from ferkit.evaluation.evaluate import calibrate_and_measure
         card = calibrate_and_measure(a.out, a.val)

@@ -20,16 +20,26 @@ from ferkit.errors import FerkitError, ModelError
 from ferkit.io import atomic_path, write_json
 
 CALIB_BATCH = 32
+# How activation ranges are set from the calibration faces: ONNX Runtime's MinMax (the
+# full range seen), Percentile (99.999th percentile: one outlier face cannot stretch a
+# range) or Entropy (KL-optimal thresholds).
+CALIBRATIONS = ("minmax", "percentile", "entropy")
 
 
 def quantize_model(model, out: str | Path, calib_faces: np.ndarray, *,
-                   per_channel: bool = True, calib_source: str | None = None) -> dict:
+                   per_channel: bool = True, calib_source: str | None = None,
+                   calibration: str = "minmax") -> dict:
     """Quantise ``model`` (shipped name or .onnx path) to ``out``; return the new card.
 
-    ``calib_faces``: uint8 face crops (N, H, W[, C]) from the training distribution."""
+    ``calib_faces``: uint8 face crops (N, H, W[, C]) from the training distribution;
+    ``calibration``: one of CALIBRATIONS."""
+    if calibration not in CALIBRATIONS:
+        raise FerkitError(f"quantize: calibration {calibration!r} is not one of "
+                          f"{', '.join(CALIBRATIONS)}")
     try:
         from onnxruntime.quantization import (
             CalibrationDataReader,
+            CalibrationMethod,
             QuantFormat,
             QuantType,
             quant_pre_process,
@@ -67,8 +77,11 @@ def quantize_model(model, out: str | Path, calib_faces: np.ndarray, *,
         with atomic_path(out) as tmp:
             quantize_static(str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            per_channel=per_channel)
-    card = _int8_card(clf.ref, out, {"per_channel": per_channel,
+                            per_channel=per_channel, calibrate_method={
+                                "minmax": CalibrationMethod.MinMax,
+                                "percentile": CalibrationMethod.Percentile,
+                                "entropy": CalibrationMethod.Entropy}[calibration])
+    card = _int8_card(clf.ref, out, {"per_channel": per_channel, "calibration": calibration,
                                      "calibration_faces": len(calib_faces),
                                      "calibration_source": calib_source})
     write_json(out.with_suffix(".json"), card)
