@@ -9,7 +9,8 @@
 # FER2013 val with benchmarks/tta_views.py; left out, the model ships with flip alone.
 # CALIBRATION is how the int8 copy's activation ranges are set (`ferkit quantize
 # --calibration`: minmax, the default, percentile or entropy).
-# Steps: RUN/best.pt -> default_fp32 (ONNX, card, temperature fitted on val) -> its TTA ->
+# Steps: RUN/best.pt -> default_fp32 (ONNX and checkpoint with float16-stored weights, which
+# keeps a w64 net's files under 25 MB; card; temperature fitted on val) -> its TTA ->
 # int8 copy as `default` -> speed into the cards -> int8 A/B -> video speed for the three
 # FER2013 models -> accuracy table -> TTA sets of `default` -> README tables.
 set -euo pipefail
@@ -22,7 +23,7 @@ PY=$(realpath -s "${PY:-$ROOT/.venv/bin/python}")   # -s: keep the venv's symlin
 RUN=$(realpath -s --relative-to="$ROOT" "$RUN")   # the run as the repository sees it
 cd "$ROOT"
 
-$PY scripts/ship_models.py "$RUN:default_fp32" "tta:default_fp32:$VIEWS" "int8:default_fp32:default:$CAL"
+$PY scripts/ship_models.py "$RUN:default_fp32:half" "tta:default_fp32:$VIEWS" "int8:default_fp32:default:$CAL"
 (
   cd benchmarks
   $PY classify_speed.py --update-cards

@@ -3,7 +3,8 @@
     python scripts/ship_models.py runs/fer2013_sgd_distill:default_fp32 \
         int8:default_fp32:default runs/fast_c3:fast int8run:runs/ferplus_r18_distill_s2:ferplus
 
-For each RUN:NAME: src/ferkit/assets/NAME.onnx + NAME.head.npz (head for MC dropout) +
+For each RUN:NAME[:half] (half: weights stored as float16, ferkit.zoo.half_weights):
+src/ferkit/assets/NAME.onnx + NAME.head.npz (head for MC dropout) +
 NAME.json (model card) + NAME.pt (slim weights-only checkpoint for fine-tuning). Parity is
 checked on 256 real val faces of the run's own dataset; the temperature is fitted on val
 (`ferkit calibrate`) and the card's val metrics are those of the calibrated ONNX model.
@@ -46,12 +47,13 @@ def main(specs):
             _, run, name, *cal = spec.split(":")
             _ship_run_int8(assets, Path(run), name, *cal)
             continue
-        run, name = spec.split(":")
-        _export_run(Path(run), assets / f"{name}.onnx", name, assets / f"{name}.pt")
+        run, name, *half = spec.split(":")
+        _export_run(Path(run), assets / f"{name}.onnx", name, assets / f"{name}.pt",
+                    half_weights=half == ["half"])
         _measure(assets / f"{name}.onnx")   # calibration fitted on val, then val metrics
 
 
-def _export_run(run: Path, onnx: Path, name: str, slim: Path) -> dict:
+def _export_run(run: Path, onnx: Path, name: str, slim: Path, half_weights=False) -> dict:
     """RUN/best.pt -> ONNX + card (+ slim checkpoint), parity checked on 256 val faces."""
     import numpy as np
 
@@ -65,7 +67,7 @@ def _export_run(run: Path, onnx: Path, name: str, slim: Path) -> dict:
                        channels=ck["model_config"]["in_chans"]).images
     imgs = val[np.random.default_rng(0).permutation(len(val))[:256]]
     card = export(run / "best.pt", onnx, name=name, parity_images=imgs,
-                  slim_checkpoint=slim, evaluate_val=False)
+                  slim_checkpoint=slim, evaluate_val=False, half_weights=half_weights)
     print(name, "parity", card["parity_max_prob_diff"])
     return card
 

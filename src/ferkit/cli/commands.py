@@ -92,7 +92,8 @@ def cmd_export(a) -> int:
     from ferkit.zoo.tta import parse_views
     card = export(a.checkpoint, a.out, name=a.name, parity_images=images,
                   slim_checkpoint=a.checkpoint_out, evaluate_val=not a.no_val,
-                  tta_views=parse_views(a.tta_views) if a.tta_views else None)
+                  tta_views=parse_views(a.tta_views) if a.tta_views else None,
+                  half_weights=a.half_weights)
     print(f"wrote {a.out} and {a.out[:-5]}.json; parity max |dp| = "
           f"{card['parity_max_prob_diff']:.2e}")
     if "val" in card["metrics"]:
@@ -154,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-val", action="store_true", help="skip ONNX val metrics in the card")
     p.add_argument("--tta-views", help="extra test-time views averaged with the mirror images, "
                    "e.g. 'scale=1.1;scale=0.9' (keys: scale, shift_x, shift_y, rotate)")
+    p.add_argument("--half-weights", action="store_true",
+                   help="store the weights as float16 (half the file; float32 arithmetic)")
     add_analyze(sub)
     add_explain(sub)
     add_gan(sub)

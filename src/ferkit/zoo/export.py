@@ -21,14 +21,16 @@ PARITY_LIMIT = 1e-4
 def export(ckpt_path: str | Path, out: str | Path, *, name: str | None = None,
            parity_images: np.ndarray | None = None, opset: int = 17,
            slim_checkpoint: str | Path | None = None, evaluate_val: bool = True,
-           tta_views: list[dict] | None = None) -> dict:
+           tta_views: list[dict] | None = None, half_weights: bool = False) -> dict:
     """Write ``out`` (.onnx) and ``out.json`` (model card); return the card. ``tta_views``
     (see ferkit.zoo.tta) are extra test-time views the card asks the classifier to average
-    over, with the mirror images, whenever TTA is on."""
+    over, with the mirror images, whenever TTA is on. ``half_weights`` stores the weights as
+    float16 (ferkit.zoo.half_weights: half the file, float32 arithmetic)."""
     import torch
 
     from ferkit.train import checkpoint
     from ferkit.train.loop import images_to_tensor, to_input
+    from ferkit.zoo.half_weights import half_state_dict, round_module, store_half
     from ferkit.zoo.tta import check_views
 
     views = check_views(tta_views)
@@ -37,15 +39,25 @@ def export(ckpt_path: str | Path, out: str | Path, *, name: str | None = None,
         raise ModelError(f"{out}: the output must end in .onnx")
     ck = checkpoint.load(ckpt_path)
     model = checkpoint.build_from_checkpoint(ck)
+    if half_weights:
+        round_module(model)
     mc = ck["model_config"]
     size, chans = mc["input_size"], mc["in_chans"]
     dummy = torch.zeros(1, chans, size, size)
     with atomic_path(out) as tmp:
         torch.onnx.export(_with_embedding(model), dummy, str(tmp), input_names=["input"],
                           output_names=["logits", "embedding"], opset_version=opset,
-                          dynamo=False, dynamic_axes={"input": {0: "batch"},
+                          dynamo=False,
+                          # float16 storage: keep BatchNormalization apart from the Convs,
+                          # so the stored weights are the rounded ones (ORT fuses at load)
+                          training=(torch.onnx.TrainingMode.PRESERVE if half_weights
+                                    else torch.onnx.TrainingMode.EVAL),
+                          do_constant_folding=not half_weights,
+                          dynamic_axes={"input": {0: "batch"},
                                                       "logits": {0: "batch"},
                                                       "embedding": {0: "batch"}})
+    if half_weights:
+        store_half(out)
     head = out.with_suffix(".head.npz")
     _write_head(model, head)
     # parity on real faces when given, else on seeded noise images
@@ -69,8 +81,12 @@ def export(ckpt_path: str | Path, out: str | Path, *, name: str | None = None,
     card = _card(ck, ckpt_path, out, name, diff, opset)
     if views:
         card["tta_views"] = views
+    if half_weights:
+        card["weights_stored"] = "float16"
     if slim_checkpoint:
         slim = {k: ck[k] for k in ("model", "model_config", "classes", "config") if k in ck}
+        if half_weights:
+            slim["model"] = half_state_dict(model.state_dict())
         slim["val_report"] = ck.get("val_report")
         checkpoint.save(slim_checkpoint, slim)
         card["checkpoint"] = Path(slim_checkpoint).name
