@@ -40,8 +40,11 @@ def models_table():
                      f"{v.get('ece', 0):.4f} / {cf} | {f(1, 1)} / {f(1, 64)} | "
                      f"{f(2, 1)} / {f(2, 64)} |")
     if speed["rows"]:
+        m = speed.get("machine", {})
         lines.append("\nFaces/s: the median of the repeats of one run of "
-                     "`benchmarks/classify_speed.py`, each model with the TTA it ships with "
+                     f"`benchmarks/classify_speed.py` ({m.get('cpu', 'CPU')}, "
+                     f"{m.get('cores', '?')} cores, {str(m.get('date', ''))[:10]}), "
+                     "each model with the TTA it ships with "
                      "(a flip doubles the work per face); "
                      "their 10th-90th percentile range is in its JSON.")
     return "\n".join(lines)
