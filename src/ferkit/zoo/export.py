@@ -30,7 +30,7 @@ def export(ckpt_path: str | Path, out: str | Path, *, name: str | None = None,
 
     from ferkit.train import checkpoint
     from ferkit.train.loop import images_to_tensor, to_input
-    from ferkit.zoo.half_weights import half_state_dict, round_module, store_half
+    from ferkit.zoo.half_weights import half_state_dict, round_module
     from ferkit.zoo.tta import check_views
 
     views = check_views(tta_views)
@@ -44,20 +44,7 @@ def export(ckpt_path: str | Path, out: str | Path, *, name: str | None = None,
     mc = ck["model_config"]
     size, chans = mc["input_size"], mc["in_chans"]
     dummy = torch.zeros(1, chans, size, size)
-    with atomic_path(out) as tmp:
-        torch.onnx.export(_with_embedding(model), dummy, str(tmp), input_names=["input"],
-                          output_names=["logits", "embedding"], opset_version=opset,
-                          dynamo=False,
-                          # float16 storage: keep BatchNormalization apart from the Convs,
-                          # so the stored weights are the rounded ones (ORT fuses at load)
-                          training=(torch.onnx.TrainingMode.PRESERVE if half_weights
-                                    else torch.onnx.TrainingMode.EVAL),
-                          do_constant_folding=not half_weights,
-                          dynamic_axes={"input": {0: "batch"},
-                                                      "logits": {0: "batch"},
-                                                      "embedding": {0: "batch"}})
-    if half_weights:
-        store_half(out)
+    _write_onnx(model, dummy, out, opset, half_weights)
     head = out.with_suffix(".head.npz")
     _write_head(model, head)
     # parity on real faces when given, else on seeded noise images
@@ -94,6 +81,24 @@ def export(ckpt_path: str | Path, out: str | Path, *, name: str | None = None,
     if evaluate_val and card["training_data"].get("val_source"):
         card = _add_val_metrics(out, card)
     return card
+
+
+def _write_onnx(model, dummy, out: Path, opset: int, half_weights: bool) -> None:
+    """The ONNX file, atomically; with ``half_weights`` BatchNormalization stays apart from
+    the Convs (ORT fuses them at load), so the float16-stored weights are the rounded ones."""
+    import torch
+
+    from ferkit.zoo.half_weights import store_half
+    mode = torch.onnx.TrainingMode
+    with atomic_path(out) as tmp:
+        torch.onnx.export(_with_embedding(model), dummy, str(tmp), input_names=["input"],
+                          output_names=["logits", "embedding"], opset_version=opset,
+                          dynamo=False, do_constant_folding=not half_weights,
+                          training=mode.PRESERVE if half_weights else mode.EVAL,
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"},
+                                        "embedding": {0: "batch"}})
+    if half_weights:
+        store_half(out)
 
 
 def _write_head(model, head: Path) -> None:
