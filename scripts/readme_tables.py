@@ -112,8 +112,8 @@ def vs_fer_table() -> list[str]:
 
 
 def _shipped_calibration() -> str:
-    import json
-    card = json.loads((ROOT / "src" / "ferkit" / "assets" / "default.json").read_text())
+    from ferkit.zoo.shipped import shipped
+    card = next(r.card for r in shipped() if r.name == "default")
     return card.get("quantization", {}).get("calibration", "minmax")
 
 

@@ -105,6 +105,7 @@ def cmd_temporal(a) -> int:
 
 
 def add_quantize(sub) -> None:
+    from ferkit.zoo.quantize import CALIBRATIONS  # numpy only: cheap at parser build
     p = sub.add_parser("quantize", help="int8 copy of a model for faster CPU inference",
                        description="Post-training static int8 quantisation (ONNX Runtime QDQ, "
                        "per-channel weights); activation ranges calibrated on training faces. "
@@ -114,8 +115,7 @@ def add_quantize(sub) -> None:
     p.add_argument("--calib-data", required=True,
                    help="faces to calibrate on: a dataset (its train split is used)")
     p.add_argument("--n", type=int, default=512, help="calibration faces (seeded draw)")
-    p.add_argument("--calibration", default="minmax",
-                   choices=("minmax", "percentile", "entropy"),
+    p.add_argument("--calibration", default="minmax", choices=list(CALIBRATIONS),
                    help="how activation ranges are set from those faces (default: minmax)")
     p.add_argument("--out", required=True, help="the int8 model, NAME.onnx")
     p.add_argument("--val", default=None,

@@ -23,7 +23,7 @@ CALIB_BATCH = 32
 # How activation ranges are set from the calibration faces: ONNX Runtime's MinMax (the
 # full range seen), Percentile (99.999th percentile: one outlier face cannot stretch a
 # range) or Entropy (KL-optimal thresholds).
-CALIBRATIONS = ("minmax", "percentile", "entropy")
+CALIBRATIONS = {"minmax": "MinMax", "percentile": "Percentile", "entropy": "Entropy"}
 
 
 def quantize_model(model, out: str | Path, calib_faces: np.ndarray, *,
@@ -77,10 +77,8 @@ def quantize_model(model, out: str | Path, calib_faces: np.ndarray, *,
         with atomic_path(out) as tmp:
             quantize_static(str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            per_channel=per_channel, calibrate_method={
-                                "minmax": CalibrationMethod.MinMax,
-                                "percentile": CalibrationMethod.Percentile,
-                                "entropy": CalibrationMethod.Entropy}[calibration])
+                            per_channel=per_channel,
+                            calibrate_method=getattr(CalibrationMethod, CALIBRATIONS[calibration]))
     card = _int8_card(clf.ref, out, {"per_channel": per_channel, "calibration": calibration,
                                      "calibration_faces": len(calib_faces),
                                      "calibration_source": calib_source})
