@@ -48,6 +48,8 @@ def main(specs):
             _ship_run_int8(assets, Path(run), name, *cal)
             continue
         run, name, *half = spec.split(":")
+        if half not in ([], ["half"]):
+            sys.exit(f"ship_models: {spec!r}: the suffix after RUN:NAME may only be ':half'")
         _export_run(Path(run), assets / f"{name}.onnx", name, assets / f"{name}.pt",
                     half_weights=half == ["half"])
         _measure(assets / f"{name}.onnx")   # calibration fitted on val, then val metrics
