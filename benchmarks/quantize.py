@@ -49,20 +49,20 @@ def main():
         if shape not in calib_by_shape:
             calib_by_shape[shape] = calibration_faces(data, name, n=args.n, seed=0)
         calib = calib_by_shape[shape]
-        variants = [("float32", name)]
+        variants = [("float32", name, resolve(name).path)]   # (label, model, its ONNX file)
         for cal in args.calibrations:
-            variants.append((f"int8 {cal}", Path(args.work) / f"{name}_int8_{cal}.onnx"))
-            quantize_model(name, variants[-1][1], calib, calibration=cal,
+            out = Path(args.work) / f"{name}_int8_{cal}.onnx"
+            quantize_model(name, out, calib, calibration=cal,
                            calib_source=str(data.relative_to(SHARED)))
-        for label, model in variants:
+            variants.append((f"int8 {cal}", out, out))
+        for label, model, onnx_file in variants:
             row = {"model": name, "precision": label}
             for tta in (True, False):
                 rep = evaluate(data, model, tta=tta)
                 key = "tta" if tta else "single"
                 row[key] = {k: rep[k] for k in ("accuracy", "macro_f1", "ece", "tta")}
             row.update(speed(model, faces, args.repeats))
-            row["onnx_bytes"] = (Path(model) if label != "float32" else
-                                 ROOT / "src" / "ferkit" / "assets" / f"{name}.onnx").stat().st_size
+            row["onnx_bytes"] = Path(onnx_file).stat().st_size
             rows.append(row)
             print(row, flush=True)
     for q in rows:
