@@ -122,6 +122,25 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("-v", "--verbose", action="store_true")
     sub = ap.add_subparsers(dest="cmd", required=True)
     add_train(sub)
+    _add_evaluate(sub)
+    _add_calibrate(sub)
+    _add_export(sub)
+    add_analyze(sub)
+    add_explain(sub)
+    add_gan(sub)
+    add_temporal(sub)
+    add_quantize(sub)
+    _add_audit(sub)
+    add_pseudo(sub)
+    _add_preprocess(sub)
+    p = sub.add_parser("models", help="list the shipped models")
+    p.add_argument("--json", action="store_true")
+    add_serve(sub)
+    return ap
+
+
+def _add_evaluate(sub) -> None:
+    """ferkit evaluate: a model on a labelled dataset."""
     p = sub.add_parser("evaluate", help="score a model on a labelled dataset")
     p.add_argument("--data", required=True, help="dataset folder, FER2013 CSV or label file")
     p.add_argument("--model", default=None, help="shipped name (default, fast, ferplus) or .onnx")
@@ -139,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare-model", default=None, metavar="MODEL",
                    help="a second model on the same faces: both reports and a paired test "
                    "(McNemar, accuracy difference with its 95%% interval)")
+
+
+def _add_calibrate(sub) -> None:
+    """ferkit calibrate: temperature scaling fitted on val, stored in the card."""
     p = sub.add_parser("calibrate", help="fit temperature scaling on val; store it in the card")
     p.add_argument("--model", default=None, help="shipped name or .onnx (its card is updated)")
     p.add_argument("--data", required=True)
@@ -146,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bins", type=int, default=15,
                    help="equal-mass bins of the top-label confidence map fitted after the "
                    "temperature (0: temperature only)")
+
+
+def _add_export(sub) -> None:
+    """ferkit export: checkpoint to ONNX plus model card."""
     p = sub.add_parser("export", help="checkpoint -> ONNX + model card (needs ferkit[train])")
     p.add_argument("checkpoint")
     p.add_argument("--out", required=True)
@@ -157,13 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "e.g. 'scale=1.1;scale=0.9' (keys: scale, shift_x, shift_y, rotate)")
     p.add_argument("--half-weights", action="store_true",
                    help="store the weights as float16 (half the file; float32 arithmetic)")
-    add_analyze(sub)
-    add_explain(sub)
-    add_gan(sub)
-    add_temporal(sub)
-    add_quantize(sub)
-    _add_audit(sub)
-    add_pseudo(sub)
+
+
+def _add_preprocess(sub) -> None:
+    """ferkit preprocess: raw photos to an aligned face dataset."""
     p = sub.add_parser("preprocess", help="raw photos -> aligned face dataset")
     p.add_argument("raw", help="folder of photos (<class>/*.jpg or unlabelled)")
     p.add_argument("out")
@@ -177,10 +201,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", default="yunet", choices=["yunet", "haar"])
     p.add_argument("--min-face", type=int, default=20)
     p.add_argument("--no-progress", action="store_true")
-    p = sub.add_parser("models", help="list the shipped models")
-    p.add_argument("--json", action="store_true")
-    add_serve(sub)
-    return ap
 
 
 def _add_audit(sub):

@@ -29,7 +29,6 @@ def export(ckpt_path: str | Path, out: str | Path, *, name: str | None = None,
     import torch
 
     from ferkit.train import checkpoint
-    from ferkit.train.loop import images_to_tensor, to_input
     from ferkit.zoo.half_weights import half_state_dict, round_module
     from ferkit.zoo.tta import check_views
 
@@ -47,24 +46,7 @@ def export(ckpt_path: str | Path, out: str | Path, *, name: str | None = None,
     _write_onnx(model, dummy, out, opset, half_weights)
     head = out.with_suffix(".head.npz")
     _write_head(model, head)
-    # parity on real faces when given, else on seeded noise images
-    if parity_images is None:
-        rng = np.random.default_rng(0)
-        parity_images = rng.integers(0, 256, (64, size, size), dtype=np.uint8)
-    x = to_input(images_to_tensor(parity_images[:256]), mc["mean"], mc["std"])
-    with torch.no_grad():
-        p_torch = torch.softmax(model(x), 1).numpy()
-    import onnxruntime as ort
-    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    z = sess.run(["logits"], {"input": x.numpy()})[0]
-    p_onnx = np.exp(z - z.max(1, keepdims=True))
-    p_onnx /= p_onnx.sum(1, keepdims=True)
-    diff = float(np.abs(p_torch - p_onnx).max())
-    if not diff < PARITY_LIMIT:
-        out.unlink(missing_ok=True)
-        head.unlink(missing_ok=True)
-        raise ModelError(f"{out}: ONNX and PyTorch disagree (max probability difference "
-                         f"{diff:.2e} >= {PARITY_LIMIT}); export refused")
+    diff = _parity(model, out, head, parity_images, mc)
     card = _card(ck, ckpt_path, out, name, diff, opset)
     if views:
         card["tta_views"] = views
@@ -81,6 +63,33 @@ def export(ckpt_path: str | Path, out: str | Path, *, name: str | None = None,
     if evaluate_val and card["training_data"].get("val_source"):
         card = _add_val_metrics(out, card)
     return card
+
+
+def _parity(model, out: Path, head: Path, images: np.ndarray | None, mc: dict) -> float:
+    """Largest probability difference between PyTorch and the written ONNX file, on real
+    faces when given, else on seeded noise images; over PARITY_LIMIT removes both files."""
+    import onnxruntime as ort
+    import torch
+
+    from ferkit.train.loop import images_to_tensor, to_input
+
+    if images is None:
+        rng = np.random.default_rng(0)
+        images = rng.integers(0, 256, (64, mc["input_size"], mc["input_size"]), dtype=np.uint8)
+    x = to_input(images_to_tensor(images[:256]), mc["mean"], mc["std"])
+    with torch.no_grad():
+        p_torch = torch.softmax(model(x), 1).numpy()
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    z = sess.run(["logits"], {"input": x.numpy()})[0]
+    p_onnx = np.exp(z - z.max(1, keepdims=True))
+    p_onnx /= p_onnx.sum(1, keepdims=True)
+    diff = float(np.abs(p_torch - p_onnx).max())
+    if not diff < PARITY_LIMIT:
+        out.unlink(missing_ok=True)
+        head.unlink(missing_ok=True)
+        raise ModelError(f"{out}: ONNX and PyTorch disagree (max probability difference "
+                         f"{diff:.2e} >= {PARITY_LIMIT}); export refused")
+    return diff
 
 
 def _write_onnx(model, dummy, out: Path, opset: int, half_weights: bool) -> None:
