@@ -66,7 +66,7 @@ class TrainConfig:
     average_start: float = 0.75       # share of the epochs after which averaging starts
     ema_decay: float = 0.999
     # distillation (ferkit.train.distill: offline targets fixed once, or online per batch)
-    distill: str | list[str] | None = None  # teacher checkpoint(s); several are averaged
+    distill: str | list[str] | None = None  # teacher .pt checkpoints or .onnx exports; averaged
     distill_alpha: float = 0.7
     distill_temperature: float = 2.0
     distill_mode: str = "offline"     # offline (targets fixed once) | online (per batch)

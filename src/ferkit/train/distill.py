@@ -6,6 +6,11 @@ epoch; the targets are fixed. ``online``: the teachers score every augmented, mi
 the student sees ("function matching", Beyer et al. 2022), so the targets follow the
 augmentation; it costs a teacher forward pass per step and needs teachers of the student's
 input size.
+
+A teacher is a training checkpoint (.pt, run in PyTorch, bf16 when the run is) or an
+exported model (.onnx with its card, run in ONNX Runtime): an int8 export of a w64 net
+scores a batch in about half the time of its bf16 PyTorch forward pass
+(benchmarks/teacher_speed.py), which is most of what online distillation adds to a step.
 """
 from __future__ import annotations
 
@@ -33,14 +38,18 @@ class Teachers:
         self.bf16, self.channels_last = bf16, channels_last
         self.members = []
         for path in paths:
-            ck = checkpoint.load(path)
-            if ck["classes"] != classes:
-                raise ConfigError(f"{path}: teacher classes {ck['classes']} differ "
+            if str(path).lower().endswith(".onnx"):
+                net, got, tm = _onnx_teacher(path, torch.get_num_threads())
+            else:
+                ck = checkpoint.load(path)
+                net = checkpoint.build_from_checkpoint(ck).to(device)
+                got, tm = ck["classes"], ck["model_config"]
+                for p in net.parameters():
+                    p.requires_grad_(False)
+            if got != classes:
+                raise ConfigError(f"{path}: teacher classes {got} differ "
                                   f"from the training classes {classes}")
-            net = checkpoint.build_from_checkpoint(ck).to(device)
-            for p in net.parameters():
-                p.requires_grad_(False)
-            self.members.append((path, net, ck["model_config"]))
+            self.members.append((path, net, tm))
 
     def _autocast(self):
         return torch.autocast(self.device.split(":")[0], dtype=torch.bfloat16, enabled=self.bf16)
@@ -79,9 +88,46 @@ class Teachers:
             if self.channels_last:
                 xt = xt.contiguous(memory_format=torch.channels_last)
             with self._autocast():
-                logits = net(xt).float()
+                logits = net(xt).float().to(x.device)
             probs.append(torch.softmax(logits / self.temperature, 1))
         return torch.stack(probs).mean(0)
+
+
+class OnnxTeacher(torch.nn.Module):
+    """An exported model (float or int8 ONNX) behind the nn.Module call of a teacher:
+    float32 NCHW in, float32 logits out, on the CPU. Its ONNX Runtime threads do not spin
+    between calls, so they leave the cores to the student's step."""
+
+    def __init__(self, path, threads: int):
+        super().__init__()
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = max(1, threads)
+        so.inter_op_num_threads = 1
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own exception types
+            raise ConfigError(f"{path}: ONNX Runtime cannot load this teacher ({exc})") from None
+        self.input_name = self.session.get_inputs()[0].name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        arr = x.detach().float().cpu().contiguous().numpy()
+        return torch.from_numpy(self.session.run(["logits"], {self.input_name: arr})[0])
+
+
+def _onnx_teacher(path, threads: int):
+    """(OnnxTeacher, classes, model config) of an exported model and its card."""
+    from ferkit.errors import ModelError
+    from ferkit.zoo.shipped import resolve
+
+    try:
+        card = resolve(path).card
+    except ModelError as exc:
+        raise ConfigError(f"teacher {exc}") from None
+    tm = {"input_size": int(card["input_size"]), "mean": card["mean"], "std": card["std"]}
+    return OnnxTeacher(path, threads), list(card["labels"]), tm
 
 
 def _col(v, x: torch.Tensor) -> torch.Tensor:
