@@ -1,8 +1,9 @@
 """FER2013 val accuracy of checkpoints alone and of every combination of them (their
-softmaxes averaged, each with flip TTA, in PyTorch fp32): how good a teachers' ensemble is
-before a distillation run is spent on it (issue 16).
+softmaxes averaged, each with flip TTA): how good a teachers' ensemble is before a
+distillation run is spent on it (issue 16). A .pt checkpoint runs in PyTorch fp32, an
+exported .onnx (float or int8, as an online teacher runs it) in ONNX Runtime.
 
-    python benchmarks/ensemble_val.py NAME=RUN/best.pt NAME=... [--out ensemble_val]
+    python benchmarks/ensemble_val.py NAME=RUN/best.pt NAME=MODEL.onnx ... [--out ensemble_val]
 
 With no checkpoints named it scores the shipped FER2013 models that have one (default_fp32,
 fast). Writes benchmarks/results/<out>.json.
@@ -21,12 +22,17 @@ SHIPPED = [f"{n}=src/ferkit/assets/{n}.pt" for n in ("default_fp32", "fast")]
 
 
 def probabilities(path, x):
+    """(classes, flip-averaged logits' softmax) of a .pt checkpoint or an exported .onnx."""
     from ferkit.train.checkpoint import build_from_checkpoint, load
+    from ferkit.train.distill import load_onnx_teacher
     from ferkit.train.loop import predict_logits
-    ck = load(path)
-    mc = ck["model_config"]
-    logits = predict_logits(build_from_checkpoint(ck), x, mc["mean"], mc["std"], tta=True)
-    return ck["classes"], logits.softmax(1)
+    if path.lower().endswith(".onnx"):
+        net, classes, mc = load_onnx_teacher(path, 2)
+    else:
+        ck = load(path)
+        net, classes, mc = build_from_checkpoint(ck), ck["classes"], ck["model_config"]
+    logits = predict_logits(net, x, mc["mean"], mc["std"], tta=True)
+    return classes, logits.softmax(1)
 
 
 def main():

@@ -39,7 +39,7 @@ class Teachers:
         self.members = []
         for path in paths:
             if str(path).lower().endswith(".onnx"):
-                net, got, tm = _onnx_teacher(path, torch.get_num_threads())
+                net, got, tm = load_onnx_teacher(path, torch.get_num_threads())
             else:
                 ck = checkpoint.load(path)
                 net = checkpoint.build_from_checkpoint(ck).to(device)
@@ -117,7 +117,7 @@ class OnnxTeacher(torch.nn.Module):
         return torch.from_numpy(self.session.run(["logits"], {self.input_name: arr})[0])
 
 
-def _onnx_teacher(path, threads: int):
+def load_onnx_teacher(path, threads: int):
     """(OnnxTeacher, classes, model config) of an exported model and its card."""
     from ferkit.errors import ModelError
     from ferkit.zoo.shipped import resolve
