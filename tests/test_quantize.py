@@ -62,3 +62,15 @@ def test_quantize_calibration_methods(small_fer, tmp_path):
     with pytest.raises(FerkitError, match="calibration 'kl'"):
         quantize_model("fast", tmp_path / "x.onnx", faces, calibration="kl")
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_percentile_calibration_takes_a_count_off_the_batch_size(small_fer, tmp_path):
+    """ORT's histogram calibrators stack all batches' activations: 45 faces (a batch of 32
+    and one of 13) used to fail inside ORT; now the 13 are left out and the card says so."""
+    from ferkit.zoo.quantize import calibration_faces, quantize_model
+    faces = calibration_faces(small_fer, "fast", n=45)
+    assert len(faces) == 45
+    card = quantize_model("fast", tmp_path / "p.onnx", faces, calibration="percentile")
+    assert card["quantization"]["calibration_faces"] == 32
+    small = quantize_model("fast", tmp_path / "s.onnx", faces[:20], calibration="percentile")
+    assert small["quantization"]["calibration_faces"] == 20

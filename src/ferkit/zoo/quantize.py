@@ -57,7 +57,11 @@ def quantize_model(model, out: str | Path, calib_faces: np.ndarray, *,
         raise FerkitError(f"{out}: would overwrite the model being quantised; pick another name")
     if len(calib_faces) == 0:
         raise FerkitError("quantize: no calibration faces")
-    x = clf.preprocess(list(calib_faces))
+    # equal batches: ORT's histogram calibrators (percentile, entropy) stack every batch's
+    # activations into one array and fail on a shorter last batch, so the remainder is left out
+    keep = len(calib_faces) if len(calib_faces) <= CALIB_BATCH else \
+        len(calib_faces) - len(calib_faces) % CALIB_BATCH
+    x = clf.preprocess(list(calib_faces[:keep]))
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -80,7 +84,7 @@ def quantize_model(model, out: str | Path, calib_faces: np.ndarray, *,
                             per_channel=per_channel,
                             calibrate_method=getattr(CalibrationMethod, CALIBRATIONS[calibration]))
     card = _int8_card(clf.ref, out, {"per_channel": per_channel, "calibration": calibration,
-                                     "calibration_faces": len(calib_faces),
+                                     "calibration_faces": keep,
                                      "calibration_source": calib_source})
     write_json(out.with_suffix(".json"), card)
     return card
