@@ -68,3 +68,30 @@ def test_onnx_teacher_errors_name_the_file(small_fer, tiny_onnx, tmp_path):
     broken.with_suffix(".json").write_text(json.dumps(card))
     with pytest.raises(ConfigError, match=r"broken\.onnx: ONNX Runtime cannot load"):
         OnnxTeacher(broken, 1)
+
+
+def test_int8_teachers_script_writes_a_teacher_and_refuses_a_bad_spec(small_fer, tiny_run,
+                                                                      tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "FERKIT": str(Path(sys.executable).parent / "ferkit"),
+           "DATA": str(small_fer)}
+    script = str(root / "scripts" / "int8_teachers.sh")
+    out = tmp_path / "teachers"
+    r = subprocess.run(["bash", script, str(out), f"tiny={tiny_run / 'best.pt'}"], env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["tiny_int8.head.npz", "tiny_int8.json",
+                                                      "tiny_int8.onnx"]
+    card = json.loads((out / "tiny_int8.json").read_text())
+    assert card["quantization"]["weights"] == "int8"
+    train = load_dataset(small_fer, "train")
+    t = Teachers([str(out / "tiny_int8.onnx")], train.classes, temperature=1.0)
+    assert torch.allclose(t.online(_batch(small_fer)[1], (0.4,), (0.3,)).sum(1),
+                          torch.ones(16))
+    bad = subprocess.run(["bash", script, str(out), "tiny=missing.pt"], env=env,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "tiny=missing.pt" in bad.stderr
