@@ -114,7 +114,8 @@ def add_quantize(sub) -> None:
     p.add_argument("--model", default=None, help="shipped name or .onnx (default: default)")
     p.add_argument("--calib-data", required=True,
                    help="faces to calibrate on: a dataset (its train split is used)")
-    p.add_argument("--n", type=int, default=512, help="calibration faces (seeded draw)")
+    p.add_argument("--n", type=int, default=512,
+                   help="calibration faces (seeded draw; over 32, whole batches of 32 are used)")
     p.add_argument("--calibration", default="minmax", choices=list(CALIBRATIONS),
                    help="how activation ranges are set from those faces (default: minmax)")
     p.add_argument("--out", required=True, help="the int8 model, NAME.onnx")

@@ -9,8 +9,8 @@ input size.
 
 A teacher is a training checkpoint (.pt, run in PyTorch, bf16 when the run is) or an
 exported model (.onnx with its card, run in ONNX Runtime): an int8 export of a w64 net
-scores a batch in about half the time of its bf16 PyTorch forward pass
-(benchmarks/teacher_speed.py), which is most of what online distillation adds to a step.
+scores a batch in about 60% of the time of its bf16 PyTorch forward pass
+(benchmarks/teacher_speed.py), and those passes are what online distillation adds to a step.
 """
 from __future__ import annotations
 
