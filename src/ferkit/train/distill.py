@@ -100,16 +100,13 @@ class OnnxTeacher(torch.nn.Module):
 
     def __init__(self, path, threads: int):
         super().__init__()
-        import onnxruntime as ort
+        from ferkit.errors import ModelError
+        from ferkit.zoo.classify import open_session
 
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = max(1, threads)
-        so.inter_op_num_threads = 1
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # ORT raises its own exception types
-            raise ConfigError(f"{path}: ONNX Runtime cannot load this teacher ({exc})") from None
+            self.session = open_session(path, threads, spin=False)
+        except ModelError as exc:
+            raise ConfigError(f"teacher {exc}") from None
         self.input_name = self.session.get_inputs()[0].name
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -23,8 +23,6 @@ class OnnxClassifier:
 
     def __init__(self, model: str | Path | ModelRef | None = None, *, threads: int = 1,
                  tta: bool | str | None = None, batch_size: int = 64):
-        import onnxruntime as ort
-
         self.ref = model if isinstance(model, ModelRef) else resolve(model)
         card = self.ref.card
         self.classes = list(card["labels"])
@@ -37,15 +35,7 @@ class OnnxClassifier:
         self.top_label_map = (tl["x"], tl["y"]) if tl else None
         self.tta, self.views = _tta_mode(card, tta, self.ref.path)
         self.batch_size = batch_size
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = max(1, threads)
-        so.inter_op_num_threads = 1
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            self.session = ort.InferenceSession(str(self.ref.path), so,
-                                                providers=["CPUExecutionProvider"])
-        except Exception as exc:  # ORT raises its own exception types
-            raise ModelError(f"{self.ref.path}: ONNX Runtime cannot load it ({exc})") from None
+        self.session = open_session(self.ref.path, threads)
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._head = None
@@ -144,6 +134,24 @@ class OnnxClassifier:
             with np.load(path) as z:
                 self._head = {k: z[k] for k in z.files}
         return self._head
+
+
+def open_session(path, threads: int, *, spin: bool = True):
+    """An ONNX Runtime CPU session on ``threads`` intra-op threads; ``spin=False`` keeps
+    its threads from spinning between calls (for a model run between other work, such as a
+    distillation teacher between the student's steps)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = max(1, threads)
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if not spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own exception types
+        raise ModelError(f"{path}: ONNX Runtime cannot load it ({exc})") from None
 
 
 def _tta_mode(card: dict, tta, path) -> tuple[bool, list[dict]]:
