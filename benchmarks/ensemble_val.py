@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import sys
 
 from _common import ROOT, SHARED, write_result
@@ -54,7 +55,7 @@ def main():
         classes, probs[name] = probabilities(path, x)
         if classes != list(val.classes):
             raise SystemExit(f"{path}: classes {classes} are not FER2013's {val.classes}")
-        paths[name] = path
+        paths[name] = os.path.relpath(os.path.abspath(path), ROOT)   # as from the repo root
         print(f"{name}: {(probs[name].argmax(1) == y).float().mean():.4f}", flush=True)
     rows = []
     for r in range(1, len(probs) + 1):

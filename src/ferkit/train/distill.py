@@ -21,7 +21,7 @@ import torch
 
 from ferkit.data import FaceArray
 from ferkit.data.images import fit_size
-from ferkit.errors import ConfigError
+from ferkit.errors import ConfigError, ModelError
 from ferkit.train import checkpoint
 from ferkit.train.loop import images_to_tensor, predict_logits
 
@@ -100,7 +100,6 @@ class OnnxTeacher(torch.nn.Module):
 
     def __init__(self, path, threads: int):
         super().__init__()
-        from ferkit.errors import ModelError
         from ferkit.zoo.classify import open_session
 
         try:
@@ -116,7 +115,6 @@ class OnnxTeacher(torch.nn.Module):
 
 def load_onnx_teacher(path, threads: int):
     """(OnnxTeacher, classes, model config) of an exported model and its card."""
-    from ferkit.errors import ModelError
     from ferkit.zoo.shipped import resolve
 
     try:
