@@ -16,10 +16,12 @@ from ferkit.cli.serve import add_serve, cmd_serve, cmd_survey
 from ferkit.cli.tools import (
     add_explain,
     add_gan,
+    add_prune,
     add_quantize,
     add_temporal,
     cmd_explain,
     cmd_gan,
+    cmd_prune,
     cmd_quantize,
     cmd_temporal,
 )
@@ -130,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_gan(sub)
     add_temporal(sub)
     add_quantize(sub)
+    add_prune(sub)
     _add_audit(sub)
     add_pseudo(sub)
     _add_preprocess(sub)
@@ -266,8 +269,8 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export,
             "models": cmd_models, "analyze": cmd_analyze, "preprocess": cmd_preprocess,
             "privacy-audit": cmd_audit, "calibrate": cmd_calibrate,
             "pseudo-label": cmd_pseudo, "explain": cmd_explain, "gan": cmd_gan,
-            "temporal": cmd_temporal, "quantize": cmd_quantize, "serve": cmd_serve,
-            "survey": cmd_survey}
+            "temporal": cmd_temporal, "quantize": cmd_quantize, "prune": cmd_prune,
+            "serve": cmd_serve, "survey": cmd_survey}
 
 
 def main(argv=None) -> int:

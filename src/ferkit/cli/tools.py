@@ -138,3 +138,25 @@ def cmd_quantize(a) -> int:
                       "val": card["metrics"].get("val"),
                       "val_float": card["metrics"].get("val_float")}, indent=2))
     return 0
+
+
+def add_prune(sub) -> None:
+    p = sub.add_parser("prune", help="narrower copy of a trained ResNet, for fine-tuning",
+                       description="Structured channel pruning (network slimming): keep the "
+                       "channels with the largest BatchNorm scales, whole residual streams "
+                       "together, and write a checkpoint of the same network at --width. "
+                       "Fine-tune it with init_from (and the wide net as a distillation "
+                       "teacher). Needs ferkit[train].")
+    p.add_argument("checkpoint", help="the trained wide network (.pt)")
+    p.add_argument("--width", type=int, required=True, help="the narrower width")
+    p.add_argument("--out", required=True, help="the pruned checkpoint (.pt)")
+
+
+def cmd_prune(a) -> int:
+    from ferkit.train import checkpoint
+    from ferkit.train.prune import prune_checkpoint
+    ck = prune_checkpoint(checkpoint.load(a.checkpoint), a.width)
+    checkpoint.save(a.out, ck)
+    print(f"wrote {a.out}: {ck['model_config']['name']} width {a.width} "
+          f"(from width {ck['pruned_from']['width']}); fine-tune it with init_from")
+    return 0
