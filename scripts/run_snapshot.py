@@ -3,7 +3,9 @@ across a work tree laid anew between sessions, then continue it with --resume.
 
     python scripts/run_snapshot.py pack runs/fer2013_student_w64 snapshots/w64.pt
     python scripts/run_snapshot.py unpack snapshots/w64.pt runs/fer2013_student_w64
-    python scripts/run_snapshot.py show snapshots/w64.pt"""
+    python scripts/run_snapshot.py show snapshots/w64.pt
+    python scripts/run_snapshot.py best runs/fer2013_member_w64 .carry/fer2013_member_w64_best.pt
+                                        (a finished run: its best weights in float16)"""
 from __future__ import annotations
 
 import argparse
@@ -28,6 +30,9 @@ def main(argv=None) -> int:
     u = sub.add_parser("unpack", help="SNAPSHOT -> a new RUN folder to --resume")
     u.add_argument("snapshot")
     u.add_argument("run")
+    b = sub.add_parser("best", help="a finished RUN/best.pt -> a float16 checkpoint DEST")
+    b.add_argument("run")
+    b.add_argument("dest")
     s = sub.add_parser("show")
     s.add_argument("snapshot")
     a = ap.parse_args(argv)
@@ -40,6 +45,9 @@ def main(argv=None) -> int:
         elif a.cmd == "unpack":
             r = snapshot.unpack(a.snapshot, a.run)
             print(f"{a.run}: last.pt at epoch {r['epoch']}; continue with --resume")
+        elif a.cmd == "best":
+            r = snapshot.pack_best(a.run, a.dest)
+            print(f"{a.dest}: {a.run}/best.pt in float16, {r['bytes'] / 2**20:.1f} MiB")
         else:
             print(snapshot.describe(a.snapshot))
     except FerkitError as exc:

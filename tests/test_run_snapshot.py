@@ -84,3 +84,21 @@ def test_averaged_only_snapshot_resumes_from_the_averaged_weights(small_fer, tmp
         assert torch.equal(b["averager"]["module." + k], v)
     Trainer(cfg(small_fer), tmp_path / "moved", resume=True, progress=False).fit()
     assert checkpoint.load(tmp_path / "moved" / "last.pt")["state"]["epoch"] == 4
+
+
+def test_best_of_a_finished_run_in_float16_loads_as_a_checkpoint(small_fer, tmp_path):
+    Trainer(cfg(small_fer), tmp_path / "run", progress=False).fit()
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "run_snapshot.py"), "best",
+                          str(tmp_path / "run"), str(tmp_path / "best16.pt")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    best = checkpoint.load(tmp_path / "run" / "best.pt")
+    small = checkpoint.load(tmp_path / "best16.pt")
+    assert small["model"]["head.weight"].dtype == torch.float16
+    assert (tmp_path / "best16.pt").stat().st_size < \
+        0.7 * (tmp_path / "run" / "best.pt").stat().st_size
+    a, b = (checkpoint.build_from_checkpoint(c) for c in (best, small))
+    x = torch.randn(3, 1, 48, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(b(x), a(x), rtol=2e-2, atol=2e-2)
+        assert b.head.weight.dtype == torch.float32

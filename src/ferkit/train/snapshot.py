@@ -74,6 +74,15 @@ def pack(run: str | Path, dest: str | Path, *, keep_optimizer: bool = False,
             "bytes": Path(dest).stat().st_size, "files": sorted(snap["files"])}
 
 
+def pack_best(run: str | Path, dest: str | Path) -> dict:
+    """A finished run's RUN/best.pt with its floating-point tensors in float16: an ordinary
+    checkpoint (loading it into a network casts back to float32), to keep a finished run's
+    model (a distillation teacher, say) once its last.pt is no longer needed."""
+    best = checkpoint.load(Path(run) / "best.pt")
+    checkpoint.save(dest, _cast(best, torch.float16))
+    return {"bytes": Path(dest).stat().st_size}
+
+
 def _fresh_averager(model: dict, n_averaged=0) -> dict:
     """An averager's state holding a copy of ``model``, ``n_averaged`` updates in (0: not
     started)."""
