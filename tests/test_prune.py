@@ -77,3 +77,10 @@ def test_prune_checkpoint_and_cli(tmp_path):
         prune_checkpoint(ck, 16)
     assert main(["prune", str(src), "--width", "20", "--out", str(tmp_path / "x.pt")]) == 2
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_pruning_refuses_group_norm_nets():
+    wide = create_model("resnet18", 7, 1, width=16, norm="group")
+    narrow = create_model("resnet18", 7, 1, width=12, norm="group")
+    with pytest.raises(ModelError, match="BatchNorm"):
+        prune_model(wide, narrow)

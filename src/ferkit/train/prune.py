@@ -17,13 +17,14 @@ import torch
 from torch import nn
 
 from ferkit.errors import ModelError
+from ferkit.models.common import CenterCrop
 from ferkit.models.resnet import BasicBlock
 
 
 def _blocks(model) -> tuple[nn.Conv2d, nn.BatchNorm2d, list]:
     """(stem conv, stem BatchNorm, [BasicBlock, ...]) of a ferkit ResNet of BasicBlocks."""
     mods = [m for m in model.features
-            if not isinstance(m, nn.ReLU) and type(m).__name__ != "CenterCrop"]
+            if not isinstance(m, (nn.ReLU, CenterCrop))]
     ok = len(mods) > 2 and isinstance(mods[0], nn.Conv2d) and \
         isinstance(mods[1], nn.BatchNorm2d) and all(isinstance(m, BasicBlock) for m in mods[2:])
     if not ok or any(not isinstance(b.bn1, nn.BatchNorm2d) for b in mods[2:]):
@@ -71,6 +72,8 @@ def _copy_conv(dst: nn.Conv2d, src: nn.Conv2d, out_idx, in_idx) -> None:
 def prune_model(wide: nn.Module, narrow: nn.Module) -> nn.Module:
     """Fill ``narrow`` (same family, fewer channels, built by the registry) with the most
     important channels of ``wide``; returns ``narrow``."""
+    if wide.label_vectors is not None:
+        raise ModelError("pruning a semantic (label-embedding) head is not supported")
     conv0, bn0, blocks = _blocks(wide)
     nconv0, nbn0, nblocks = _blocks(narrow)
     if len(blocks) != len(nblocks):
@@ -94,8 +97,6 @@ def prune_model(wide: nn.Module, narrow: nn.Module) -> nn.Module:
         if not isinstance(b.short, nn.Identity):
             _copy_conv(nb.short[0], b.short[0], keep[so], keep[si])
             _copy_bn(nb.short[1], b.short[1], keep[so])
-    if wide.label_vectors is not None:
-        raise ModelError("pruning a semantic (label-embedding) head is not supported")
     narrow.head.weight.data.copy_(wide.head.weight.data[:, keep[outs[-1]]])
     narrow.head.bias.data.copy_(wide.head.bias.data)
     return narrow
