@@ -283,7 +283,27 @@ def ferplus_table() -> list[str]:
                    f"{acc('fp32_flip')} / {acc('fp32_none')} | {acc('int8_flip')} / "
                    f"{acc('int8_none')} | {fps('int8_flip')} / {fps('int8_none')} |")
     out.append("\n![FER+ val accuracy per epoch](img/ferplus_ab.png)\n")
-    return out
+    return out + prune_table()
+
+
+def prune_table() -> list[str]:
+    """The shipped `ferplus` (w40 pruned to w32, fine-tuned) against the w40, timed in
+    alternation (benchmarks/model_ab.py)."""
+    pa = load("ferplus_prune_ab")
+    if not pa:
+        return []
+    out = ["The w40 pruned to w32 (`ferkit prune`) and fine-tuned 30 epochs with the w40 as "
+           "teacher (`recipes/ferplus_w32_prune.yaml`), against the w40, int8 both "
+           "(`benchmarks/model_ab.py`: FER2013Valid, 1 thread, the models timed in "
+           "alternation; `ferplus` there is the w40 as shipped until then, commit "
+           "e0ac1af):\n", "| model | TTA | val | faces/s batch 1 / 64 | ratio batch 1 / 64 |",
+           "|---|---|---|---|---|"]
+    for r in pa["rows"]:
+        out.append(f"| {r['name']} | {r['tta']} | {r['val_accuracy']:.4f} | "
+                   f"{r['faces_per_s_1thread_batch1']:,.0f} / "
+                   f"{r['faces_per_s_1thread_batch64']:,.0f} | "
+                   f"{r['ratio_to_first_batch1']:.2f} / {r['ratio_to_first_batch64']:.2f} |")
+    return out + [""]
 
 
 FILES = ("README.md", "docs/models.md", "docs/benchmarks.md")
