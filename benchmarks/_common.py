@@ -30,7 +30,7 @@ def median_time(fn, repeats: int, warmup: int = 2) -> float:
     return statistics.median(run_times(fn, repeats, warmup))
 
 
-def classify_rates(clf, x, batch: int, repeats: int) -> list[float]:
+def classify_rates(clf, x, batch: int, repeats: int, warmup: int = 2) -> list[float]:
     """Faces/s of each repeat of an OnnxClassifier on preprocessed faces ``x`` (at least
     512), with the classifier's own TTA (a face and its mirror in one ORT call when it flips):
     256 faces one by one at batch 1, else 512 in chunks of ``batch``."""
@@ -39,7 +39,7 @@ def classify_rates(clf, x, batch: int, repeats: int) -> list[float]:
     def run():
         for i in range(0, n, batch):
             clf.logits(x[i:i + batch])
-    return [n / t for t in run_times(run, repeats)]
+    return [n / t for t in run_times(run, repeats, warmup)]
 
 
 def classify_throughput(clf, x, batch: int, repeats: int) -> float:
