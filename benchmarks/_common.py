@@ -50,9 +50,26 @@ def classify_throughput(clf, x, batch: int, repeats: int) -> float:
 def machine() -> dict:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                             cwd=ROOT).stdout.strip()
-    return {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": sys.version.split()[0],
+    return {"cpu": _cpu_name(), "cpu_features": cpu_features(), "cores": os.cpu_count(),
+            "python": sys.version.split()[0],
             "platform": platform.platform(), "commit": commit,
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+# the instruction sets that decide int8 (VNNI) and bf16 (AVX512-BF16, AMX) speed
+_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+
+def cpu_features() -> list[str]:
+    """Which of ``_FEATURES`` /proc/cpuinfo lists (empty where it cannot be read)."""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return [f for f in _FEATURES if f in flags]
+    except OSError:
+        pass
+    return []
 
 
 def _cpu_name() -> str:

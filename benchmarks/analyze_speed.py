@@ -3,7 +3,7 @@ milliseconds per frame (decode, detect, align, classify, track, write) and end-t
 frames/s, each the median of 3 full passes, for: 1 thread; 2 threads sequential; 2 threads
 with decode+detect in a second thread; and that plus --detect-every 2 (the default).
 
-    python benchmarks/analyze_speed.py [--model default]
+    python benchmarks/analyze_speed.py [--model default] [--suffix _amd]
 """
 from __future__ import annotations
 
@@ -76,6 +76,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="default")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--suffix", default="", help="appended to the result file name, for a "
+                    "second CPU's figures (e.g. _amd)")
     args = ap.parse_args()
     rows = []
     for conf in CONFIGS:
@@ -87,7 +89,7 @@ def main():
         med["threads"] = conf["threads"]
         rows.append(med)
         print(med, flush=True)
-    write_result(f"analyze_speed_{args.model}", {"video": "short_hamilton_clip.mp4",
+    write_result(f"analyze_speed_{args.model}{args.suffix}", {"video": "short_hamilton_clip.mp4",
                                                   "model": args.model, "rows": rows})
 
 

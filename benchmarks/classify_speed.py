@@ -3,7 +3,11 @@ its card ships with (flip or none): faces/s at batch 1 and 64, 1 and 2 threads, 
 FER2013 val faces (median of repeats, with the 10th and 90th percentiles: this shared
 machine's speed drifts, so the spread is part of the figure).
 
-    python benchmarks/classify_speed.py [--update-cards]
+    python benchmarks/classify_speed.py [--update-cards] [--out classify_speed]
+
+`--out` names the result file, so that a second CPU's figures sit beside the first's
+(`--out classify_speed_amd` on an AMD EPYC); the model cards take `--update-cards` figures
+from the reference machine only.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ def main():
     ap.add_argument("--update-cards", action="store_true",
                     help="store the 1-thread batch-64 figure in each shipped model card")
     ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--out", default="classify_speed", help="result file name (no .json)")
     args = ap.parse_args()
     from ferkit.data import load_dataset
     from ferkit.io import write_json
@@ -52,7 +57,7 @@ def main():
             card["speed"] = {**sp, "note": f"ONNX Runtime CPU, TTA: {tta} (as shipped), "
                              "benchmarks/classify_speed.py"}
             write_json(ref.path.with_suffix(".json"), card)
-    write_result("classify_speed", {"rows": rows, "note": "each model with the TTA it ships "
+    write_result(args.out, {"rows": rows, "note": "each model with the TTA it ships "
                                     "with (column tta); a flip doubles the work per face, and each "
                                     "extra view adds two more passes"})
 

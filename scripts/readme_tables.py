@@ -47,16 +47,59 @@ def models_table():
                      "each model with the TTA it ships with "
                      "(a flip doubles the work per face); "
                      "their 10th-90th percentile range is in its JSON.")
+        lines.append(second_cpu_line())
     return "\n".join(lines)
+
+
+SECOND_CPU = "classify_speed_amd"      # benchmarks/classify_speed.py --out classify_speed_amd
+
+
+def _cpu(m: dict) -> str:
+    feats = ", ".join(m.get("cpu_features") or []) or "features not recorded"
+    return f"{m.get('cpu', 'CPU')} ({feats}; {m.get('cores', '?')} cores, {str(m.get('date', ''))[:10]})"
+
+
+def second_cpu_line() -> str:
+    """One README sentence: the shipped models' 1-thread batch-1 speed on the second CPU."""
+    b = load(SECOND_CPU)
+    if not b:
+        return ""
+    rates = ", ".join(f"`{r['model']}` {r['faces_per_s']:,.0f}" for r in b["rows"]
+                      if r["threads"] == 1 and r["batch"] == 1)
+    return (f"\nOn a second CPU, {_cpu(b['machine'])}, the same benchmark gives at 1 thread, "
+            f"batch 1: {rates} faces/s (every figure: docs/benchmarks.md).")
+
+
+def second_cpu_table() -> list[str]:
+    """classify_speed on the reference CPU and on the second one, model by model."""
+    a, b = load("classify_speed"), load(SECOND_CPU)
+    if not (a and b):
+        return []
+    key = lambda r: (r["model"], r["threads"], r["batch"])
+    ref = {key(r): r["faces_per_s"] for r in a["rows"]}
+    out = ["Classification on two CPUs (`benchmarks/classify_speed.py`, faces/s, each model with "
+           f"its TTA; one run on each): A = {_cpu(a['machine'])}; B = {_cpu(b['machine'])}. "
+           "These are shared virtual machines whose speed also drifts by 30-45% between sessions "
+           "on the same CPU, so B / A is a guide, not a constant.\n",
+           "| model | threads | batch | A | B | B / A |", "|---|---|---|---|---|---|"]
+    for r in b["rows"]:
+        x = ref.get(key(r))
+        ratio = f"{r['faces_per_s'] / x:.2f}" if x else "-"
+        out.append(f"| `{r['model']}` | {r['threads']} | {r['batch']} | "
+                   f"{x:,.0f} | {r['faces_per_s']:,.0f} | {ratio} |" if x else
+                   f"| `{r['model']}` | {r['threads']} | {r['batch']} | - | "
+                   f"{r['faces_per_s']:,.0f} | - |")
+    return out + [""]
 
 
 def analyze_tables() -> list[str]:
     """benchmarks/analyze_speed.py: the video analysed with each model."""
     out = []
-    for model in ("default", "default_fp32", "fast"):
+    for model in ("default", "default_fp32", "fast", "default_amd"):
         a = load(f"analyze_speed_{model}")
         if a:
-            out.append(f"Analysis of short_hamilton_clip.mp4 (640x360, 275 frames) with `{model}`:\n")
+            out.append(f"Analysis of short_hamilton_clip.mp4 (640x360, 275 frames) with "
+                       f"`{model.removesuffix('_amd')}` on {_cpu(a['machine'])}:\n")
             out.append("| configuration | frames/s | decode | detect | align | classify | track+other "
                        "| write | ms/frame |")
             out.append("|---|---|---|---|---|---|---|---|---|")
@@ -179,8 +222,8 @@ def runs_table() -> list[str]:
 
 
 def bench_table():
-    out = (analyze_tables() + vs_fer_table() + quantize_table() + tta_table() + train_speed_table()
-           + runs_table())
+    out = (analyze_tables() + second_cpu_table() + vs_fer_table() + quantize_table() + tta_table()
+           + train_speed_table() + runs_table())
     return "\n".join(out + research_tables() + scale_tables())
 
 def scale_tables() -> list[str]:
