@@ -84,11 +84,9 @@ def second_cpu_table() -> list[str]:
            "| model | threads | batch | A | B | B / A |", "|---|---|---|---|---|---|"]
     for r in b["rows"]:
         x = ref.get(key(r))
-        ratio = f"{r['faces_per_s'] / x:.2f}" if x else "-"
-        out.append(f"| `{r['model']}` | {r['threads']} | {r['batch']} | "
-                   f"{x:,.0f} | {r['faces_per_s']:,.0f} | {ratio} |" if x else
-                   f"| `{r['model']}` | {r['threads']} | {r['batch']} | - | "
-                   f"{r['faces_per_s']:,.0f} | - |")
+        a_rate, ratio = (f"{x:,.0f}", f"{r['faces_per_s'] / x:.2f}") if x else ("-", "-")
+        out.append(f"| `{r['model']}` | {r['threads']} | {r['batch']} | {a_rate} | "
+                   f"{r['faces_per_s']:,.0f} | {ratio} |")
     return out + [""]
 
 
