@@ -60,26 +60,25 @@ def machine() -> dict:
 _FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 
 
-def cpu_features() -> list[str]:
-    """Which of ``_FEATURES`` /proc/cpuinfo lists (empty where it cannot be read)."""
+def _cpuinfo(key: str) -> str | None:
+    """The value of the first /proc/cpuinfo line starting with ``key`` (None if unreadable)."""
     try:
         for line in open("/proc/cpuinfo"):
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return [f for f in _FEATURES if f in flags]
-    except OSError:
-        pass
-    return []
-
-
-def _cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
+            if line.startswith(key):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor()
+    return None
+
+
+def cpu_features() -> list[str]:
+    """Which of ``_FEATURES`` /proc/cpuinfo lists (empty where it cannot be read)."""
+    flags = set((_cpuinfo("flags") or "").split())
+    return [f for f in _FEATURES if f in flags]
+
+
+def _cpu_name() -> str:
+    return _cpuinfo("model name") or platform.processor()
 
 
 def write_result(name: str, payload: dict) -> Path:
