@@ -57,3 +57,25 @@ def test_relative_init_from_is_found_from_another_working_directory(tmp_path, mo
     monkeypatch.chdir(tmp_path / "benchmarks")
     stages = run_stages(tmp_path / "runs" / "s2")
     assert [Path(s["run"]).name for s in stages] == ["s1", "s2"]
+
+
+def test_a_pruned_start_continues_the_wide_run(tmp_path, monkeypatch):
+    """`ferkit prune` leaves a note beside the pruned checkpoint: the fine-tuning run's
+    lineage goes through it to the wide run and says from which width it was pruned."""
+    monkeypatch.chdir(tmp_path)
+    _run(tmp_path / "runs" / "wide", None, [0.6, 0.7])
+    (tmp_path / "runs" / "pruned").mkdir()
+    (tmp_path / "runs" / "pruned" / "prune.json").write_text(json.dumps(
+        {"width": 40, "to_width": 32, "source": "runs/wide/best.pt"}))
+    _run(tmp_path / "runs" / "ft", "runs/pruned/pruned.pt", [0.65, 0.69])
+    stages = run_stages(tmp_path / "runs" / "ft")
+    assert [Path(s["run"]).name for s in stages] == ["wide", "ft"]
+    summ = stage_summary(stages)
+    assert summ[1]["pruned_from"] == {"width": 40, "source": "runs/wide/best.pt"}
+    assert "pruned_from" not in summ[0]
+    assert time_to_accuracy(stages, 0.70)["reached"]["run"] == "wide"
+    # a wide source that is not a run (e.g. a shipped checkpoint) ends the chain there
+    (tmp_path / "runs" / "pruned" / "prune.json").write_text(json.dumps(
+        {"width": 40, "source": "src/ferkit/assets/x.pt"}))
+    stages = run_stages(tmp_path / "runs" / "ft")
+    assert len(stages) == 1 and stages[0]["pruned_from"]["width"] == 40

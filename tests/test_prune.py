@@ -1,5 +1,7 @@
 """Structured channel pruning (ferkit.train.prune, `ferkit prune`): a narrower ResNet of the
 same family that keeps the wide net's most important channels."""
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -67,6 +69,8 @@ def test_prune_checkpoint_and_cli(tmp_path):
     small = checkpoint.load(out)
     assert small["model_config"]["kwargs"]["width"] == 12
     assert small["pruned_from"]["width"] == 16
+    note = json.loads((tmp_path / "prune.json").read_text())   # for run lineage
+    assert note["source"] == str(src) and note["width"] == 16 and note["to_width"] == 12
     net = checkpoint.build_from_checkpoint(small)
     x = torch.randn(2, 1, 48, 48)
     with torch.no_grad():

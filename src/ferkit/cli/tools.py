@@ -4,6 +4,7 @@ by cli.build_parser)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from ferkit.errors import FerkitError
 
@@ -155,8 +156,13 @@ def add_prune(sub) -> None:
 def cmd_prune(a) -> int:
     from ferkit.train import checkpoint
     from ferkit.train.prune import prune_checkpoint
+    from ferkit.io import write_json
+    from ferkit.train.lineage import PRUNE_NOTE
     ck = prune_checkpoint(checkpoint.load(a.checkpoint), a.width)
     checkpoint.save(a.out, ck)
+    # run lineage (model cards) follows this note from the fine-tuning run to the wide run
+    write_json(Path(a.out).parent / PRUNE_NOTE, {**ck["pruned_from"], "to_width": a.width,
+                                                 "source": a.checkpoint, "out": a.out})
     print(f"wrote {a.out}: {ck['model_config']['name']} width {a.width} "
           f"(from width {ck['pruned_from']['width']}); fine-tune it with init_from")
     return 0

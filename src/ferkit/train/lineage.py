@@ -1,13 +1,15 @@
 """The stages behind a training run: a run started ``init_from`` another run's checkpoint
 continues that run's training, so its cost (wall time, epochs, the curve to a target
 accuracy) is the sum over the chain of runs. Read-only; uses the JSON files each run writes
-(config.json, summary.json, history.json)."""
+(config.json, summary.json, history.json), and the note `ferkit prune` leaves beside a
+pruned checkpoint (a run started from it continues the wide run it was pruned from)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 MAX_STAGES = 8
+PRUNE_NOTE = "prune.json"
 
 
 def _read(path: Path):
@@ -19,7 +21,8 @@ def run_stages(run_dir: str | Path) -> list[dict]:
 
     A parent is followed when the run's config names ``init_from`` and that checkpoint's
     folder holds a config.json; a missing parent ends the chain (the stage keeps its
-    ``init_from`` so the gap is visible)."""
+    ``init_from`` so the gap is visible). A parent folder with only a prune note is a pruned
+    checkpoint: the stage gets ``pruned_from`` and the chain goes on from the wide source."""
     stages, seen = [], set()
     run = Path(run_dir)
     while run is not None and len(stages) < MAX_STAGES and run.resolve() not in seen:
@@ -27,21 +30,30 @@ def run_stages(run_dir: str | Path) -> list[dict]:
         cfg = _read(run / "config.json")
         if cfg is None:
             break
-        stages.append({"run": str(run), "config": cfg, "summary": _read(run / "summary.json") or {},
-                       "history": _read(run / "history.json") or []})
+        stage = {"run": str(run), "config": cfg, "summary": _read(run / "summary.json") or {},
+                 "history": _read(run / "history.json") or []}
+        stages.append(stage)
         parent = cfg.get("init_from")
         run = _locate(parent, run) if parent else None
+        note = _read(run / PRUNE_NOTE) if run is not None and not (run / "config.json").is_file() \
+            else None
+        if note is not None:   # init_from a pruned checkpoint: go on from its wide source
+            stage["pruned_from"] = {"width": note.get("width"), "source": note.get("source")}
+            run = _locate(note["source"], run) if note.get("source") else None
+            run = run if run is not None and (run / "config.json").is_file() else None
     return stages[::-1]
 
 
 def _locate(ckpt: str, child: Path) -> Path | None:
     """The run folder of ``ckpt`` as the config wrote it: absolute, or relative to the
-    folder training ran in (the working directory then, or an ancestor of the child run)."""
+    folder training ran in (the working directory then, or an ancestor of the child run).
+    A folder with a prune note but no run counts too (see run_stages)."""
     p = Path(ckpt)
     bases = [Path()] if p.is_absolute() else [Path(), *child.resolve().parents[:3]]
-    for base in bases:
-        if (base / p).parent.joinpath("config.json").is_file():
-            return (base / p).parent
+    for name in ("config.json", PRUNE_NOTE):
+        for base in bases:
+            if (base / p).parent.joinpath(name).is_file():
+                return (base / p).parent
     return None
 
 
@@ -53,7 +65,9 @@ def stage_summary(stages: list[dict]) -> list[dict]:
              "best_val_acc": s["summary"].get("best_accuracy"),
              "train_seconds": s["summary"].get("train_seconds"),
              "hardware": s["summary"].get("hardware"),
-             "distill": s["config"].get("distill")} for s in stages]
+             "distill": s["config"].get("distill"),
+             **({"pruned_from": s["pruned_from"]} if "pruned_from" in s else {})}
+            for s in stages]
 
 
 def time_to_accuracy(stages: list[dict], target: float) -> dict:
