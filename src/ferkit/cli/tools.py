@@ -150,7 +150,9 @@ def add_prune(sub) -> None:
                        "teacher). Needs ferkit[train].")
     p.add_argument("checkpoint", help="the trained wide network (.pt)")
     p.add_argument("--width", type=int, required=True, help="the narrower width")
-    p.add_argument("--out", required=True, help="the pruned checkpoint (.pt)")
+    p.add_argument("--out", required=True,
+                   help="the pruned checkpoint (.pt), in a folder of its own: prune.json "
+                   "beside it names the source, for the model card's training stages")
 
 
 def cmd_prune(a) -> int:
