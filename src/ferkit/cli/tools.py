@@ -156,10 +156,10 @@ def add_prune(sub) -> None:
 
 
 def cmd_prune(a) -> int:
-    from ferkit.train import checkpoint
-    from ferkit.train.prune import prune_checkpoint
     from ferkit.io import write_json
+    from ferkit.train import checkpoint
     from ferkit.train.lineage import PRUNE_NOTE
+    from ferkit.train.prune import prune_checkpoint
     ck = prune_checkpoint(checkpoint.load(a.checkpoint), a.width)
     checkpoint.save(a.out, ck)
     # run lineage (model cards) follows this note from the fine-tuning run to the wide run
