@@ -33,27 +33,37 @@ def run_stages(run_dir: str | Path) -> list[dict]:
         stage = {"run": str(run), "config": cfg, "summary": _read(run / "summary.json") or {},
                  "history": _read(run / "history.json") or []}
         stages.append(stage)
-        parent = cfg.get("init_from")
-        run = _locate(parent, run) if parent else None
-        note = _read(run / PRUNE_NOTE) if run is not None and not (run / "config.json").is_file() \
-            else None
-        if note is not None:   # init_from a pruned checkpoint: go on from its wide source
-            stage["pruned_from"] = {"width": note.get("width"), "source": note.get("source")}
-            run = _locate(note["source"], run) if note.get("source") else None
-            run = run if run is not None and (run / "config.json").is_file() else None
+        run, pruned = _parent(cfg.get("init_from"), run)
+        if pruned is not None:
+            stage["pruned_from"] = pruned
     return stages[::-1]
 
 
-def _locate(ckpt: str, child: Path) -> Path | None:
-    """The run folder of ``ckpt`` as the config wrote it: absolute, or relative to the
-    folder training ran in (the working directory then, or an ancestor of the child run).
-    A folder with a prune note but no run counts too (see run_stages)."""
+def _parent(ckpt: str | None, child: Path) -> tuple[Path | None, dict | None]:
+    """The run folder that trained ``ckpt`` (None if not found) and, when ``ckpt`` is a
+    pruned checkpoint, its prune note's width and wide source (the run looked up instead)."""
+    if not ckpt:
+        return None, None
+    run = _locate(ckpt, child)
+    if run is not None:
+        return run, None
+    noted = _locate(ckpt, child, PRUNE_NOTE)
+    note = _read(noted / PRUNE_NOTE) if noted is not None else None
+    if not note:
+        return None, None
+    src = note.get("source")
+    return (_locate(src, noted) if src else None), {"width": note.get("width"), "source": src}
+
+
+def _locate(ckpt: str, child: Path, name: str = "config.json") -> Path | None:
+    """The folder of ``ckpt`` holding ``name`` (a run's config.json), with ckpt as the config
+    wrote it: absolute, or relative to the folder training ran in (the working directory
+    then, or an ancestor of the child run)."""
     p = Path(ckpt)
     bases = [Path()] if p.is_absolute() else [Path(), *child.resolve().parents[:3]]
-    for name in ("config.json", PRUNE_NOTE):
-        for base in bases:
-            if (base / p).parent.joinpath(name).is_file():
-                return (base / p).parent
+    for base in bases:
+        if (base / p).parent.joinpath(name).is_file():
+            return (base / p).parent
     return None
 
 
