@@ -79,3 +79,23 @@ def test_a_pruned_start_continues_the_wide_run(tmp_path, monkeypatch):
         {"width": 40, "source": "src/ferkit/assets/x.pt"}))
     stages = run_stages(tmp_path / "runs" / "ft")
     assert len(stages) == 1 and stages[0]["pruned_from"]["width"] == 40
+
+
+def test_a_prune_of_a_pruned_checkpoint_reaches_the_wide_run(tmp_path, monkeypatch):
+    """64 -> 56 -> 48 without fine-tuning in between: two prune notes, followed in turn;
+    the stage names the wide run's width and checkpoint, and the pruned one it went via."""
+    monkeypatch.chdir(tmp_path)
+    _run(tmp_path / "runs" / "wide", None, [0.6, 0.7])
+    for name, width, src in (("p56", 64, "runs/wide/best.pt"), ("p48", 56, "runs/p56/p.pt")):
+        (tmp_path / "runs" / name).mkdir()
+        (tmp_path / "runs" / name / "prune.json").write_text(json.dumps(
+            {"width": width, "source": src}))
+    _run(tmp_path / "runs" / "ft", "runs/p48/p.pt", [0.68])
+    stages = run_stages(tmp_path / "runs" / "ft")
+    assert [Path(s["run"]).name for s in stages] == ["wide", "ft"]
+    assert stage_summary(stages)[1]["pruned_from"] == {
+        "width": 64, "source": "runs/wide/best.pt", "via": ["runs/p56/p.pt"]}
+    # two notes naming each other end after a bounded walk, without a parent run
+    (tmp_path / "runs" / "p56" / "prune.json").write_text(json.dumps(
+        {"width": 64, "source": "runs/p48/p.pt"}))
+    assert len(run_stages(tmp_path / "runs" / "ft")) == 1

@@ -41,18 +41,26 @@ def run_stages(run_dir: str | Path) -> list[dict]:
 
 def _parent(ckpt: str | None, child: Path) -> tuple[Path | None, dict | None]:
     """The run folder that trained ``ckpt`` (None if not found) and, when ``ckpt`` is a
-    pruned checkpoint, its prune note's width and wide source (the run looked up instead)."""
-    if not ckpt:
-        return None, None
-    run = _locate(ckpt, child)
-    if run is not None:
-        return run, None
-    noted = _locate(ckpt, child, PRUNE_NOTE)
-    note = _read(noted / PRUNE_NOTE) if noted is not None else None
-    if not note:
-        return None, None
-    src = note.get("source")
-    return (_locate(src, noted) if src else None), {"width": note.get("width"), "source": src}
+    pruned checkpoint, its prune notes' wide width and source (the run looked up instead);
+    a prune of a pruned checkpoint is followed note by note, the pruned ones kept as ``via``."""
+    pruned, via = None, []
+    while ckpt and len(via) < MAX_STAGES:
+        run = _locate(ckpt, child)
+        if run is not None:
+            break
+        noted = _locate(ckpt, child, PRUNE_NOTE)
+        note = _read(noted / PRUNE_NOTE) if noted is not None else None
+        if not note:
+            break
+        if pruned is not None:
+            via.append(ckpt)
+        pruned = {"width": note.get("width"), "source": note.get("source")}
+        ckpt, child = note.get("source"), noted
+    else:
+        run = None
+    if pruned is not None and via:
+        pruned["via"] = via
+    return run, pruned
 
 
 def _locate(ckpt: str, child: Path, name: str = "config.json") -> Path | None:
