@@ -43,7 +43,7 @@ def _parent(ckpt: str | None, child: Path) -> tuple[Path | None, dict | None]:
     """The run folder that trained ``ckpt`` (None if not found) and, when ``ckpt`` is a
     pruned checkpoint, its prune notes' wide width and source (the run looked up instead);
     a prune of a pruned checkpoint is followed note by note, the pruned ones kept as ``via``."""
-    pruned, via = None, []
+    run, pruned, via = None, None, []
     while ckpt and len(via) < MAX_STAGES:
         run = _locate(ckpt, child)
         if run is not None:
@@ -56,8 +56,6 @@ def _parent(ckpt: str | None, child: Path) -> tuple[Path | None, dict | None]:
             via.append(ckpt)
         pruned = {"width": note.get("width"), "source": note.get("source")}
         ckpt, child = note.get("source"), noted
-    else:
-        run = None
     if pruned is not None and via:
         pruned["via"] = via
     return run, pruned
