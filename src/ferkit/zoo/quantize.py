@@ -51,12 +51,7 @@ def quantize_model(model, out: str | Path, calib_faces: np.ndarray, *,
     from ferkit.zoo.classify import OnnxClassifier
     clf = OnnxClassifier(model, threads=2, tta=False)
     out = Path(out)
-    if out.suffix.lower() != ".onnx":
-        raise FerkitError(f"{out}: the quantised model's file name must end in .onnx")
-    if out.resolve() == clf.ref.path.resolve():
-        raise FerkitError(f"{out}: would overwrite the model being quantised; pick another name")
-    if len(calib_faces) == 0:
-        raise FerkitError("quantize: no calibration faces")
+    _check_target(out, clf.ref.path, calib_faces)
     # equal batches: ORT's histogram calibrators (percentile, entropy) stack every batch's
     # activations into one array and fail on a shorter last batch, so the remainder is left out
     keep = len(calib_faces) if len(calib_faces) <= CALIB_BATCH else \
@@ -88,6 +83,16 @@ def quantize_model(model, out: str | Path, calib_faces: np.ndarray, *,
                                      "calibration_source": calib_source})
     write_json(out.with_suffix(".json"), card)
     return card
+
+
+def _check_target(out: Path, source: Path, calib_faces) -> None:
+    """Refuse an output that is not .onnx or would overwrite ``source``, or no faces."""
+    if out.suffix.lower() != ".onnx":
+        raise FerkitError(f"{out}: the quantised model's file name must end in .onnx")
+    if out.resolve() == Path(source).resolve():
+        raise FerkitError(f"{out}: would overwrite the model being quantised; pick another name")
+    if len(calib_faces) == 0:
+        raise FerkitError("quantize: no calibration faces")
 
 
 def _int8_card(src, out: Path, quant: dict) -> dict:
