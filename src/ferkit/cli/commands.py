@@ -14,11 +14,13 @@ from ferkit.cli.analyze import add_analyze, cmd_analyze, cmd_preprocess
 from ferkit.cli.semi import add_pseudo, cmd_pseudo
 from ferkit.cli.serve import add_serve, cmd_serve, cmd_survey
 from ferkit.cli.tools import (
+    add_crossfit,
     add_explain,
     add_gan,
     add_prune,
     add_quantize,
     add_temporal,
+    cmd_crossfit,
     cmd_explain,
     cmd_gan,
     cmd_prune,
@@ -133,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_temporal(sub)
     add_quantize(sub)
     add_prune(sub)
+    add_crossfit(sub)
     _add_audit(sub)
     add_pseudo(sub)
     _add_preprocess(sub)
@@ -270,6 +273,7 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export,
             "privacy-audit": cmd_audit, "calibrate": cmd_calibrate,
             "pseudo-label": cmd_pseudo, "explain": cmd_explain, "gan": cmd_gan,
             "temporal": cmd_temporal, "quantize": cmd_quantize, "prune": cmd_prune,
+            "crossfit": cmd_crossfit,
             "serve": cmd_serve, "survey": cmd_survey}
 
 

@@ -1,6 +1,6 @@
-"""Subcommands for explanations, synthetic faces, video heads and int8 models: `ferkit
-explain`, `ferkit gan train|sample`, `ferkit temporal train`, `ferkit quantize` (registered
-by cli.build_parser)."""
+"""Subcommands for explanations, synthetic faces, video heads, int8 and pruned models and
+cross-fitted targets: `ferkit explain`, `ferkit gan train|sample`, `ferkit temporal train`,
+`ferkit quantize`, `ferkit prune`, `ferkit crossfit` (registered by cli.build_parser)."""
 from __future__ import annotations
 
 import json
@@ -167,4 +167,21 @@ def cmd_prune(a) -> int:
                                                  "source": a.checkpoint, "out": a.out})
     print(f"wrote {a.out}: {ck['model_config']['name']} width {a.width} "
           f"(from width {ck['pruned_from']['width']}); fine-tune it with init_from")
+    return 0
+
+
+def add_crossfit(sub) -> None:
+    p = sub.add_parser("crossfit", help="out-of-fold logits of the train faces from K fold "
+                       "runs, as distillation targets",
+                       description="Score every train face with the one run of `ferkit train "
+                       "--fold I/K` that never saw it (flip TTA) and write the logits to "
+                       "one .npz; train a student on them with --distill-targets. Needs "
+                       "ferkit[train].")
+    p.add_argument("runs", nargs="+", help="the K fold runs (folders with best.pt, or .pt files)")
+    p.add_argument("--out", required=True, help="the targets file (.npz)")
+
+
+def cmd_crossfit(a) -> int:
+    from ferkit.train.crossfit import crossfit_logits
+    print(json.dumps(crossfit_logits(a.runs, a.out), indent=2))
     return 0

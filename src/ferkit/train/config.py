@@ -61,6 +61,8 @@ class TrainConfig:
     reweight_weight: float = 0.3      # their loss weight
     reweight_warmup: int = 2          # epochs of loss history before reweighting starts
     extra_data: str | None = None     # extra labelled faces (e.g. GAN samples) added to train
+    fold: str | None = None           # "I/K": train without fold I of K (cross-fitting)
+    fold_seed: int = 0                # the shuffle of the stratified folds
     # weight averaging over the end of the run (torch.optim.swa_utils)
     average: str = "none"             # none | ema (per step) | swa (equal, per epoch)
     average_start: float = 0.75       # share of the epochs after which averaging starts
@@ -70,6 +72,7 @@ class TrainConfig:
     distill_alpha: float = 0.7
     distill_temperature: float = 2.0
     distill_mode: str = "offline"     # offline (targets fixed once) | online (per batch)
+    distill_targets: str | None = None  # out-of-fold logits of the train faces (ferkit crossfit)
     # selection
     select_metric: str = "accuracy"   # accuracy | macro_f1
     patience: int = 0                 # epochs without improvement before stopping; 0: off
@@ -143,10 +146,16 @@ class TrainConfig:
             (0 < self.ema_decay < 1, "ema_decay must be in (0, 1)"),
             (self.crop is None or 8 <= self.crop <= self.input_size,
              f"crop must be between 8 and input_size ({self.input_size})"),
+            (not (self.distill_targets and self.distill),
+             "distill_targets and distill are exclusive: give the teachers or their "
+             "out-of-fold logits, not both"),
         ]
         for ok, msg in checks:
             if not ok:
                 raise ConfigError(msg)
+        if self.fold is not None:
+            from ferkit.data.folds import parse_fold
+            parse_fold(self.fold)
 
 
 def _read_mapping(p: Path) -> dict:

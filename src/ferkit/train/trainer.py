@@ -70,6 +70,12 @@ def load_splits(cfg: TrainConfig) -> tuple[FaceArray, FaceArray]:
     spec = class_spec(cfg)
     kw = dict(size=cfg.input_size, channels=cfg.channels, spec=spec, skip_bad=cfg.skip_bad)
     train = load_dataset(cfg.data, "train", soft=cfg.soft_labels, **kw)
+    if cfg.fold:
+        from ferkit.data.folds import fold_mask
+        keep = fold_mask(train.labels, cfg.fold, cfg.fold_seed)
+        log.info("fold %s (seed %d): training on %d of %d train faces", cfg.fold,
+                 cfg.fold_seed, int(keep.sum()), len(train))
+        train = train.subset(np.flatnonzero(keep))
     spec_val = ClassSpec(tuple(train.classes), spec.mapping, spec.binary_negative)
     kw["spec"] = spec_val
     if cfg.val_data:
@@ -264,6 +270,10 @@ class Trainer:
         cfg = self.cfg
         t = soft_targets(train.labels, len(train.classes), train.soft if cfg.soft_labels else None)
         self.online_teachers = None
+        if cfg.distill_targets:
+            from ferkit.train.crossfit import load_targets
+            probs = load_targets(cfg.distill_targets, train, cfg.distill_temperature)
+            return (1 - cfg.distill_alpha) * t + cfg.distill_alpha * probs
         if not cfg.distill:
             return t
         teachers = Teachers(cfg.teachers(), train.classes, temperature=cfg.distill_temperature,
@@ -376,4 +386,7 @@ _PACE_OPTIONS = ("threads",)
 
 
 def _result_options(config: dict) -> dict:
-    return {k: v for k, v in config.items() if k not in _PACE_OPTIONS}
+    """The options that decide a run's result; an option added after a checkpoint was
+    written counts as its default there, so older runs still resume."""
+    full = {**TrainConfig().to_dict(), **config}
+    return {k: v for k, v in full.items() if k not in _PACE_OPTIONS}
