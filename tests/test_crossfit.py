@@ -137,3 +137,33 @@ def test_a_checkpoint_written_before_the_fold_options_still_resumes(small_fer, t
     res = Trainer(TrainConfig.from_dict(kw), tmp_path / "r", resume=True, progress=False).fit()
     assert json.loads((tmp_path / "r" / "history.json").read_text())[-1]["epoch"] == 2
     assert res.best_epoch in (1, 2)
+
+
+def test_crossfit_folds_script_trains_each_fold_once_then_writes_the_targets(small_fer,
+                                                                             tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "FERKIT": str(Path(sys.executable).parent / "ferkit")}
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(f"data: {small_fer}\nmodel: resnet_fast\nwidth: 8\nepochs: 1\n"
+                      "batch_size: 32\nthreads: 1\n")
+    script = str(root / "scripts" / "crossfit_folds.sh")
+    out = tmp_path / "cf"
+    r = subprocess.run(["bash", script, str(recipe), "2", str(out), "--no-progress"], env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    report = json.loads((out / "oof.json").read_text())
+    assert report["k"] == 2 and report["faces"] == 168
+    with np.load(out / "oof.npz") as z:
+        assert z["logits"].shape == (168, 7)
+    mtime = (out / "fold_1" / "best.pt").stat().st_mtime
+    r = subprocess.run(["bash", script, str(recipe), "2", str(out), "--no-progress"], env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.count("is done") == 2
+    assert (out / "fold_1" / "best.pt").stat().st_mtime == mtime
+    bad = subprocess.run(["bash", script, str(recipe), "1", str(out)], env=env,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "K must be >= 2" in bad.stderr

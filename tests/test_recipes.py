@@ -18,7 +18,7 @@ def test_recipe_validates(path):
     cfg.validate()
     assert (ROOT / cfg.data).exists() or cfg.data.startswith("../shared"), cfg.data
     header = "\n".join(ln for ln in path.read_text().splitlines() if ln.startswith("#"))
-    for ck in [d.get("init_from"), *(d.get("distill") or [])]:
+    for ck in [d.get("init_from"), d.get("distill_targets"), *(d.get("distill") or [])]:
         if ck:                   # a run checkpoint: the header names the run that makes it
             run = str(Path(ck).parent)
             assert run in header or (ROOT / ck).exists(), (path.name, ck)
