@@ -57,11 +57,11 @@ def _fold_runs(runs: list[str]) -> list[tuple[int, int, dict, TrainConfig]]:
 def crossfit_logits(runs: list[str], out: str | Path, *, device: str = "cpu") -> dict:
     """Score every train face with the fold run that never saw it; write ``out`` (.npz:
     logits, labels, paths, classes, fold) atomically and return a summary."""
-    from ferkit.train.trainer import load_splits
+    from ferkit.train.trainer import load_train
 
     folds = _fold_runs(runs)
     k, cfg = folds[0][1], folds[0][3]
-    train, _ = load_splits(dataclasses.replace(cfg, fold=None))
+    train = load_train(dataclasses.replace(cfg, fold=None))
     ids = fold_ids(train.labels, k, cfg.fold_seed)
     logits = np.zeros((len(train), len(train.classes)), np.float32)
     per_fold = []

@@ -66,18 +66,23 @@ def class_spec(cfg: TrainConfig) -> ClassSpec:
                      cfg.negative_vs_rest)
 
 
-def load_splits(cfg: TrainConfig) -> tuple[FaceArray, FaceArray]:
-    spec = class_spec(cfg)
-    kw = dict(size=cfg.input_size, channels=cfg.channels, spec=spec, skip_bad=cfg.skip_bad)
-    train = load_dataset(cfg.data, "train", soft=cfg.soft_labels, **kw)
+def load_train(cfg: TrainConfig) -> FaceArray:
+    """The train split (without ``cfg.fold``'s faces when it is set; no extra data)."""
+    train = load_dataset(cfg.data, "train", soft=cfg.soft_labels, **_load_options(cfg))
     if cfg.fold:
         from ferkit.data.folds import fold_mask
         keep = fold_mask(train.labels, cfg.fold, cfg.fold_seed)
         log.info("fold %s (seed %d): training on %d of %d train faces", cfg.fold,
                  cfg.fold_seed, int(keep.sum()), len(train))
         train = train.subset(np.flatnonzero(keep))
-    spec_val = ClassSpec(tuple(train.classes), spec.mapping, spec.binary_negative)
-    kw["spec"] = spec_val
+    return train
+
+
+def load_splits(cfg: TrainConfig) -> tuple[FaceArray, FaceArray]:
+    train = load_train(cfg)
+    spec = class_spec(cfg)
+    kw = _load_options(cfg)
+    kw["spec"] = ClassSpec(tuple(train.classes), spec.mapping, spec.binary_negative)
     if cfg.val_data:
         val = load_dataset(cfg.val_data, None if Path(cfg.val_data).is_dir() else "val", **kw)
     else:
@@ -88,6 +93,11 @@ def load_splits(cfg: TrainConfig) -> tuple[FaceArray, FaceArray]:
         log.info("extra training data %s: %d faces %s", cfg.extra_data, len(extra), extra.counts())
         train = concat(train, extra)
     return train, val
+
+
+def _load_options(cfg: TrainConfig) -> dict:
+    return dict(size=cfg.input_size, channels=cfg.channels, spec=class_spec(cfg),
+                skip_bad=cfg.skip_bad)
 
 
 def concat(a: FaceArray, b: FaceArray) -> FaceArray:
