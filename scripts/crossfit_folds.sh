@@ -7,6 +7,9 @@
 # Trains OUTROOT/fold_I with `--fold I/K` for I = 1..K (each with --resume, so a call after
 # an interruption continues where the last stopped; a fold with summary.json is done), then
 # writes OUTROOT/oof.npz with `ferkit crossfit` and its summary to OUTROOT/oof.json.
+# With CROSSFIT_CARRY=DIR, a fold not done under OUTROOT but kept as DIR/fold_I.pt (its best
+# weights: `python scripts/run_snapshot.py best OUTROOT/fold_I DIR/fold_I.pt`) counts as
+# done and is scored from that file: finished folds outlive a work tree laid anew.
 set -euo pipefail
 RECIPE=${1:?usage: crossfit_folds.sh RECIPE K OUTROOT [train flags ...]}
 K=${2:?usage: crossfit_folds.sh RECIPE K OUTROOT [train flags ...]}
@@ -22,6 +25,11 @@ for i in $(seq 1 "$K"); do
   runs+=("$run")
   if [ -f "$run/summary.json" ]; then
     echo "crossfit_folds.sh: $run is done"
+    continue
+  fi
+  if [ -n "${CROSSFIT_CARRY:-}" ] && [ -f "$CROSSFIT_CARRY/fold_$i.pt" ]; then
+    echo "crossfit_folds.sh: fold $i is done, carried as $CROSSFIT_CARRY/fold_$i.pt"
+    runs[-1]="$CROSSFIT_CARRY/fold_$i.pt"
     continue
   fi
   echo "crossfit_folds.sh: fold $i/$K -> $run ($(date -u +%FT%TZ))"

@@ -1,6 +1,7 @@
 """Cross-fitting: stratified folds, fold runs, out-of-fold logits and a student on them,
 with the real trainer and CLI on real FER2013 faces."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -164,6 +165,21 @@ def test_crossfit_folds_script_trains_each_fold_once_then_writes_the_targets(sma
                        capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.count("is done") == 2
     assert (out / "fold_1" / "best.pt").stat().st_mtime == mtime
+    # a finished fold kept as its float16 best weights stands in for its lost run folder
+    with np.load(out / "oof.npz") as z:
+        before = z["logits"]
+    carry = tmp_path / "carry"
+    carry.mkdir()
+    from ferkit.train import snapshot
+    snapshot.pack_best(out / "fold_1", carry / "fold_1.pt")
+    shutil.rmtree(out / "fold_1")
+    r = subprocess.run(["bash", script, str(recipe), "2", str(out), "--no-progress"],
+                       env={**env, "CROSSFIT_CARRY": str(carry)}, capture_output=True,
+                       text=True)
+    assert r.returncode == 0 and "carried as" in r.stdout, r.stderr[-2000:]
+    assert not (out / "fold_1").exists()
+    with np.load(out / "oof.npz") as z:
+        np.testing.assert_allclose(z["logits"], before, atol=0.05)
     bad = subprocess.run(["bash", script, str(recipe), "1", str(out)], env=env,
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "K must be >= 2" in bad.stderr
