@@ -50,7 +50,8 @@ def classify_throughput(clf, x, batch: int, repeats: int) -> float:
 def machine() -> dict:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                             cwd=ROOT).stdout.strip()
-    return {"cpu": _cpu_name(), "cpu_features": cpu_features(), "cores": os.cpu_count(),
+    return {"cpu": _cpu_name(), "cpu_family_model": _family_model(),
+            "cpu_features": cpu_features(), "cores": os.cpu_count(),
             "python": sys.version.split()[0],
             "platform": platform.platform(), "commit": commit,
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -64,8 +65,9 @@ def _cpuinfo(key: str) -> str | None:
     """The value of the first /proc/cpuinfo line starting with ``key`` (None if unreadable)."""
     try:
         for line in open("/proc/cpuinfo"):
-            if line.startswith(key):
-                return line.split(":", 1)[1].strip()
+            name, sep, value = line.partition(":")
+            if sep and name.strip() == key:
+                return value.strip()
     except OSError:
         pass
     return None
@@ -75,6 +77,13 @@ def cpu_features() -> list[str]:
     """Which of ``_FEATURES`` /proc/cpuinfo lists (empty where it cannot be read)."""
     flags = set((_cpuinfo("flags") or "").split())
     return [f for f in _FEATURES if f in flags]
+
+
+def _family_model() -> str | None:
+    """"family F model M" from /proc/cpuinfo: hypervisors often name every AMD EPYC alike,
+    while family 25 (Zen 3/4) and 26 (Zen 5) run these models 2-3x apart."""
+    fam, mod = _cpuinfo("cpu family"), _cpuinfo("model")
+    return f"family {fam} model {mod}" if fam and mod else None
 
 
 def _cpu_name() -> str:
