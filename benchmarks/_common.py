@@ -62,7 +62,7 @@ _FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_b
 
 
 def _cpuinfo(key: str) -> str | None:
-    """The value of the first /proc/cpuinfo line starting with ``key`` (None if unreadable)."""
+    """The value of the first /proc/cpuinfo line whose name is ``key`` (None if unreadable)."""
     try:
         for line in open("/proc/cpuinfo"):
             name, sep, value = line.partition(":")
@@ -81,7 +81,7 @@ def cpu_features() -> list[str]:
 
 def _family_model() -> str | None:
     """"family F model M" from /proc/cpuinfo: hypervisors often name every AMD EPYC alike,
-    while family 25 (Zen 3/4) and 26 (Zen 5) run these models 2-3x apart."""
+    while a family 25 (Zen 4) and a family 26 (Zen 5) ran these models 1.9-2.7x apart."""
     fam, mod = _cpuinfo("cpu family"), _cpuinfo("model")
     return f"family {fam} model {mod}" if fam and mod else None
 
