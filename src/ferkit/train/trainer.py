@@ -80,8 +80,8 @@ def load_train(cfg: TrainConfig) -> FaceArray:
 
 def load_splits(cfg: TrainConfig) -> tuple[FaceArray, FaceArray]:
     train = load_train(cfg)
-    spec = class_spec(cfg)
     kw = _load_options(cfg)
+    spec = kw["spec"]
     kw["spec"] = ClassSpec(tuple(train.classes), spec.mapping, spec.binary_negative)
     if cfg.val_data:
         val = load_dataset(cfg.val_data, None if Path(cfg.val_data).is_dir() else "val", **kw)
