@@ -1,0 +1,126 @@
+"""Issue 16's A/B from scratch on the cross-fitted targets: the fold recipe (resnet18 w40,
+60-epoch cosine, EMA over the last quarter, seed 7) on all the train faces, with the
+out-of-fold targets (recipes/fer2013_oof_ab.yaml) and on the labels alone
+(recipes/fer2013_oof_ab_plain.yaml). The rule, fixed before the plain arm ran: the long
+w56 student from scratch is started only if the targets' arm leads both at its best epoch
+and over the mean of the last ten epochs. The two best checkpoints are also compared face
+by face on val (McNemar's exact test on the faces exactly one of them gets right).
+
+    python benchmarks/oof_ab.py [--a runs/ab/oof_w40] [--b runs/ab/plain_w40]
+
+Writes benchmarks/results/oof_ab.json and docs/img/oof_ab_curves.png. A run folder without
+best.pt (the targets' arm once runs/ is gone) is read from its history alone
+(--a-history .carry/ab/oof_w40_history.csv).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+from pathlib import Path
+
+from _common import ROOT, SHARED, write_result
+
+sys.path.insert(0, str(ROOT / "src"))
+
+LAST = 10
+
+
+def read_history(path: Path) -> list[float]:
+    """Val accuracy (flip TTA, the weights the run would keep) of every epoch, in order."""
+    with open(path, newline="") as f:
+        rows = sorted(csv.DictReader(f), key=lambda r: int(r["epoch"]))
+    return [float(r["val_acc"]) for r in rows]
+
+
+def arm_figures(curve: list[float]) -> dict:
+    best = max(range(len(curve)), key=curve.__getitem__)
+    return {"epochs": len(curve), "best_val": curve[best], "best_epoch": best + 1,
+            f"mean_last_{LAST}": sum(curve[-LAST:]) / LAST, "final_val": curve[-1],
+            "curve": curve}
+
+
+def mcnemar(right_a, right_b) -> dict:
+    """Exact two-sided McNemar test: of the faces exactly one model gets right, how many
+    each gets, and the binomial p-value of a split that uneven under 'no difference'."""
+    a_only = int((right_a & ~right_b).sum())
+    b_only = int((right_b & ~right_a).sum())
+    n, k = a_only + b_only, min(a_only, b_only)
+    p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
+    return {"only_a_right": a_only, "only_b_right": b_only, "p_value": p}
+
+
+def paired_val(a: Path, b: Path) -> dict:
+    """Both runs' best.pt on FER2013 val with flip, face by face."""
+    import numpy as np
+    import torch
+    from ensemble_val import probabilities
+
+    from ferkit.data import load_dataset
+    from ferkit.train.loop import images_to_tensor
+    torch.set_num_threads(2)
+    val = load_dataset(SHARED / "datasets" / "fer2013", "val")
+    x, y = images_to_tensor(val.images), np.asarray(val.labels)
+    right = {k: probabilities(str(p / "best.pt"), x)[1].argmax(1).numpy() == y
+             for k, p in (("a", a), ("b", b))}
+    return {"val_faces": len(y), "best_a": float(right["a"].mean()),
+            "best_b": float(right["b"].mean()), **mcnemar(right["a"], right["b"])}
+
+
+def plot(a: dict, b: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ferkit.io import atomic_path
+    fig, (top, diff) = plt.subplots(2, 1, figsize=(7, 6), sharex=True,
+                                    gridspec_kw={"height_ratios": [3, 2]})
+    for arm, label in ((a, "A: half out-of-fold targets"), (b, "B: labels only")):
+        top.plot(range(1, arm["epochs"] + 1), arm["curve"], label=label)
+    top.set(ylabel="val accuracy (flip TTA)",
+            title="From scratch, resnet18 w40, 60 epochs: out-of-fold targets or not")
+    top.legend()
+    n = min(a["epochs"], b["epochs"])
+    d = [100 * (a["curve"][i] - b["curve"][i]) for i in range(n)]
+    diff.bar(range(1, n + 1), d, color=["tab:blue" if v >= 0 else "tab:orange" for v in d])
+    diff.axhline(0, color="k", lw=0.8)
+    diff.set(xlabel="epoch", ylabel="A - B (points)")
+    for ax in (top, diff):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--a", default="runs/ab/oof_w40", help="the targets' run folder")
+    ap.add_argument("--b", default="runs/ab/plain_w40", help="the plain run folder")
+    ap.add_argument("--a-history", help="arm A's history.csv, where its run folder is gone")
+    ap.add_argument("--out", default="oof_ab")
+    args = ap.parse_args()
+    a_dir, b_dir = ROOT / args.a, ROOT / args.b
+    a = arm_figures(read_history(Path(args.a_history or a_dir / "history.csv")))
+    b = arm_figures(read_history(b_dir / "history.csv"))
+    if a["epochs"] != b["epochs"]:
+        raise SystemExit(f"the arms ran {a['epochs']} and {b['epochs']} epochs: finish both")
+    key = f"mean_last_{LAST}"
+    leads = a["best_val"] > b["best_val"] and a[key] > b[key]
+    result = {"arms": {"a_oof_targets": {"run": args.a, **a}, "b_plain": {"run": args.b, **b}},
+              "rule": f"A leads at its best epoch and over the mean of the last {LAST} epochs",
+              "a_leads": leads,
+              "epochs_a_ahead": sum(x > y for x, y in zip(a["curve"], b["curve"]))}
+    if (a_dir / "best.pt").exists() and (b_dir / "best.pt").exists():
+        result["paired_val"] = paired_val(a_dir, b_dir)
+    plot(a, b, ROOT / "docs" / "img" / "oof_ab_curves.png")
+    write_result(args.out, result)
+    print(f"A best {a['best_val']:.4f} (epoch {a['best_epoch']}), last {LAST} {a[key]:.4f}; "
+          f"B best {b['best_val']:.4f} (epoch {b['best_epoch']}), last {LAST} {b[key]:.4f}; "
+          f"A leads: {leads}")
+
+
+if __name__ == "__main__":
+    main()
