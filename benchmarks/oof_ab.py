@@ -9,8 +9,9 @@ by face on val (McNemar's exact test on the faces exactly one of them gets right
     python benchmarks/oof_ab.py [--a runs/ab/oof_w40] [--b runs/ab/plain_w40]
 
 Writes benchmarks/results/oof_ab.json and docs/img/oof_ab_curves.png. A run folder without
-best.pt (the targets' arm once runs/ is gone) is read from its history alone
-(--a-history .carry/ab/oof_w40_history.csv).
+best.pt (once runs/ is gone) is read from its history alone (--a-history
+.carry/ab/oof_w40_history.csv --b-history .carry/ab/plain_w40_history.csv), without the paired
+test.
 """
 from __future__ import annotations
 
@@ -100,11 +101,12 @@ def main():
     ap.add_argument("--a", default="runs/ab/oof_w40", help="the targets' run folder")
     ap.add_argument("--b", default="runs/ab/plain_w40", help="the plain run folder")
     ap.add_argument("--a-history", help="arm A's history.csv, where its run folder is gone")
+    ap.add_argument("--b-history", help="arm B's history.csv, where its run folder is gone")
     ap.add_argument("--out", default="oof_ab")
     args = ap.parse_args()
     a_dir, b_dir = ROOT / args.a, ROOT / args.b
     a = arm_figures(read_history(Path(args.a_history or a_dir / "history.csv")))
-    b = arm_figures(read_history(b_dir / "history.csv"))
+    b = arm_figures(read_history(Path(args.b_history or b_dir / "history.csv")))
     if a["epochs"] != b["epochs"]:
         raise SystemExit(f"the arms ran {a['epochs']} and {b['epochs']} epochs: finish both")
     key = f"mean_last_{LAST}"
