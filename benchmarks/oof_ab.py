@@ -8,10 +8,11 @@ by face on val (McNemar's exact test on the faces exactly one of them gets right
 
     python benchmarks/oof_ab.py [--a runs/ab/oof_w40] [--b runs/ab/plain_w40]
 
-Writes benchmarks/results/oof_ab.json and docs/img/oof_ab_curves.png. A run folder without
-best.pt (once runs/ is gone) is read from its history alone (--a-history
-.carry/ab/oof_w40_history.csv --b-history .carry/ab/plain_w40_history.csv), without the paired
-test.
+Writes benchmarks/results/oof_ab.json and docs/img/oof_ab_curves.png. Any other 60-epoch
+arm of the fold recipe compares with the plain one the same way (--a RUN --a-label ...
+--title ... --out NAME). A run folder without best.pt (once runs/ is gone) is read from
+its history alone (--a-history .carry/ab/oof_w40_history.csv --b-history
+.carry/ab/plain_w40_history.csv), without the paired test.
 """
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def paired_val(a: Path, b: Path) -> dict:
             "best_b": float(right["b"].mean()), **mcnemar(right["a"], right["b"])}
 
 
-def plot(a: dict, b: dict, path: Path) -> None:
+def plot(a: dict, b: dict, labels: tuple[str, str], title: str, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -77,10 +78,9 @@ def plot(a: dict, b: dict, path: Path) -> None:
     from ferkit.io import atomic_path
     fig, (top, diff) = plt.subplots(2, 1, figsize=(7, 6), sharex=True,
                                     gridspec_kw={"height_ratios": [3, 2]})
-    for arm, label in ((a, "A: half out-of-fold targets"), (b, "B: labels only")):
+    for arm, label in zip((a, b), labels):
         top.plot(range(1, arm["epochs"] + 1), arm["curve"], label=label)
-    top.set(ylabel="val accuracy (flip TTA)",
-            title="From scratch, resnet18 w40, 60 epochs: out-of-fold targets or not")
+    top.set(ylabel="val accuracy (flip TTA)", title=title)
     top.legend()
     n = min(a["epochs"], b["epochs"])
     d = [100 * (a["curve"][i] - b["curve"][i]) for i in range(n)]
@@ -102,7 +102,12 @@ def main():
     ap.add_argument("--b", default="runs/ab/plain_w40", help="the plain run folder")
     ap.add_argument("--a-history", help="arm A's history.csv, where its run folder is gone")
     ap.add_argument("--b-history", help="arm B's history.csv, where its run folder is gone")
-    ap.add_argument("--out", default="oof_ab")
+    ap.add_argument("--a-label", default="A: half out-of-fold targets")
+    ap.add_argument("--b-label", default="B: labels only")
+    ap.add_argument("--title", default="From scratch, resnet18 w40, 60 epochs: "
+                    "out-of-fold targets or not")
+    ap.add_argument("--out", default="oof_ab",
+                    help="names benchmarks/results/OUT.json and docs/img/OUT_curves.png")
     args = ap.parse_args()
     a_dir, b_dir = ROOT / args.a, ROOT / args.b
     a = arm_figures(read_history(Path(args.a_history or a_dir / "history.csv")))
@@ -111,13 +116,15 @@ def main():
         raise SystemExit(f"the arms ran {a['epochs']} and {b['epochs']} epochs: finish both")
     key = f"mean_last_{LAST}"
     leads = a["best_val"] > b["best_val"] and a[key] > b[key]
-    result = {"arms": {"a_oof_targets": {"run": args.a, **a}, "b_plain": {"run": args.b, **b}},
+    result = {"arms": {"a": {"label": args.a_label, "run": args.a, **a},
+                       "b": {"label": args.b_label, "run": args.b, **b}},
               "rule": f"A leads at its best epoch and over the mean of the last {LAST} epochs",
               "a_leads": leads,
               "epochs_a_ahead": sum(x > y for x, y in zip(a["curve"], b["curve"]))}
     if (a_dir / "best.pt").exists() and (b_dir / "best.pt").exists():
         result["paired_val"] = paired_val(a_dir, b_dir)
-    plot(a, b, ROOT / "docs" / "img" / "oof_ab_curves.png")
+    plot(a, b, (args.a_label, args.b_label), args.title,
+         ROOT / "docs" / "img" / f"{args.out}_curves.png")
     write_result(args.out, result)
     print(f"A best {a['best_val']:.4f} (epoch {a['best_epoch']}), last {LAST} {a[key]:.4f}; "
           f"B best {b['best_val']:.4f} (epoch {b['best_epoch']}), last {LAST} {b[key]:.4f}; "
