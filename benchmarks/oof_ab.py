@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import sys
 from pathlib import Path
 
@@ -43,16 +42,6 @@ def arm_figures(curve: list[float]) -> dict:
             "curve": curve}
 
 
-def mcnemar(right_a, right_b) -> dict:
-    """Exact two-sided McNemar test: of the faces exactly one model gets right, how many
-    each gets, and the binomial p-value of a split that uneven under 'no difference'."""
-    a_only = int((right_a & ~right_b).sum())
-    b_only = int((right_b & ~right_a).sum())
-    n, k = a_only + b_only, min(a_only, b_only)
-    p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
-    return {"only_a_right": a_only, "only_b_right": b_only, "p_value": p}
-
-
 def paired_val(a: Path, b: Path) -> dict:
     """Both runs' best.pt on FER2013 val with flip, face by face."""
     import numpy as np
@@ -60,14 +49,17 @@ def paired_val(a: Path, b: Path) -> dict:
     from ensemble_val import probabilities
 
     from ferkit.data import load_dataset
+    from ferkit.evaluation.evaluate import paired_accuracy
     from ferkit.train.loop import images_to_tensor
     torch.set_num_threads(2)
     val = load_dataset(SHARED / "datasets" / "fer2013", "val")
     x, y = images_to_tensor(val.images), np.asarray(val.labels)
     right = {k: probabilities(str(p / "best.pt"), x)[1].argmax(1).numpy() == y
              for k, p in (("a", a), ("b", b))}
-    return {"val_faces": len(y), "best_a": float(right["a"].mean()),
-            "best_b": float(right["b"].mean()), **mcnemar(right["a"], right["b"])}
+    paired = paired_accuracy(right["a"], right["b"])     # McNemar's exact test, as ferkit compare
+    return {"val_faces": len(y), "best_a": paired["accuracy_a"], "best_b": paired["accuracy_b"],
+            "only_a_right": paired["only_a_right"], "only_b_right": paired["only_b_right"],
+            "p_value": paired["mcnemar_p"]}
 
 
 def plot(a: dict, b: dict, labels: tuple[str, str], title: str, path: Path) -> None:
