@@ -19,10 +19,10 @@ TRAIN_FLAGS = {
     "semantic_tau": float, "semantic_scale": float, "attention_consistency": float,
     "reweight": float, "reweight_weight": float, "reweight_warmup": int, "extra_data": str,
     "stem_stride": int, "stage1_stride": int, "crop": int, "average": str,
-    "average_start": float, "ema_decay": float, "fold": str, "fold_seed": int,
+    "average_start": float, "ema_decay": float, "sam_rho": float, "fold": str, "fold_seed": int,
     "distill_targets": str,
 }
-TRAIN_SWITCHES = ("negative_vs_rest", "soft_labels", "skip_bad", "bf16")
+TRAIN_SWITCHES = ("negative_vs_rest", "soft_labels", "skip_bad", "bf16", "sam_adaptive")
 AUG_FLAGS = {"rotate": float, "scale": float, "shift": float, "erase_p": float,
              "mixup": float, "cutmix": float, "mix_p": float}
 

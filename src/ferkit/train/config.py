@@ -45,6 +45,8 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     min_lr_ratio: float = 0.01
     label_smoothing: float = 0.1
+    sam_rho: float = 0.0              # sharpness-aware minimisation radius; 0: off (2x cost)
+    sam_adaptive: bool = False        # ASAM: the radius scaled by each weight's size
     balance: str = "none"             # none | weights | sampler
     balance_power: float = 0.5        # class weight = (N / (K n_c)) ** power
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -129,6 +131,7 @@ class TrainConfig:
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.batch_size >= 2, "batch_size must be >= 2"),
             (self.lr > 0, "lr must be > 0"),
+            (self.sam_rho >= 0, "sam_rho must be >= 0"),
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
             (self.channels in (1, 3), "channels must be 1 or 3"),
             (self.norm in ("batch", "group"), "norm must be batch or group"),

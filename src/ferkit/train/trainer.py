@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,7 @@ from ferkit.train.losses import (
     prepare_targets,
     weighted_mean,
 )
+from ferkit.train.optim import is_sam, make_optimizer, sam_update
 from ferkit.train.report import hardware, write_downweighted
 
 log = logging.getLogger(__name__)
@@ -268,11 +270,9 @@ class Trainer:
         return model
 
     def _optimizer(self, model):
-        cfg = self.cfg
-        groups = param_groups(trainable_parameters(model, cfg.trainable), cfg.weight_decay)
-        if cfg.optimizer == "sgd":
-            return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
-        return torch.optim.AdamW(groups, lr=cfg.lr)
+        groups = param_groups(trainable_parameters(model, self.cfg.trainable),
+                              self.cfg.weight_decay)
+        return make_optimizer(groups, self.cfg)
 
     def _targets(self, train: FaceArray, xtr, mcfg) -> torch.Tensor:
         """Per-face targets: labels (or vote distributions), blended with the teachers'
@@ -330,7 +330,10 @@ class Trainer:
             loss = weighted_mean(per, t, weights, sw) + extra
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            if is_sam(opt):
+                sam_update(opt, model, partial(self._loss, model, x, t, weights, sw))
+            else:
+                opt.step()
             sched.step()
             if self.averager is not None:
                 self.averager.after_step(self.model, epoch)
@@ -342,6 +345,13 @@ class Trainer:
         bar.close()
         loss_sum, correct, seen = dist.sum([loss_sum, correct, seen])
         return loss_sum / max(seen, 1), correct / max(seen, 1)
+
+    def _loss(self, model, x, t, weights, sw):
+        """The batch's loss again (SAM's second pass, at the perturbed weights)."""
+        logits, extra = self._forward(model, x)
+        per = per_sample_loss(logits, t, self.cfg.loss, smoothing=self.cfg.label_smoothing,
+                              scale=self.cfg.semantic_scale)
+        return weighted_mean(per, t, weights, sw) + extra
 
     def _forward(self, model, x):
         """Logits, plus the attention-consistency term when it is on (the flipped batch
