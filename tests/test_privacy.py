@@ -93,6 +93,8 @@ def test_settings_that_break_the_guarantee_are_refused(small_fer, tiny_run, tmp_
     with pytest.raises(ConfigError, match="mixup"):
         train_private(cfg(small_fer, augment={"mixup": 0.2}), DPConfig(), tmp_path,
                       progress=False)
+    with pytest.raises(ConfigError, match="SAM"):
+        train_private(cfg(small_fer, sam_rho=0.05), DPConfig(), tmp_path, progress=False)
     with pytest.raises(ConfigError, match="Poisson"):
         train_private(cfg(small_fer, balance="sampler"), DPConfig(), tmp_path, progress=False)
     with pytest.raises(ConfigError, match="BatchNorm"):

@@ -67,6 +67,9 @@ class DPConfig:
                               "covered by the DP guarantee; drop --distill")
         if cfg.soft_labels:
             raise ConfigError("DP training here uses majority labels; drop --soft-labels")
+        if cfg.sam_rho:
+            raise ConfigError("DP training cannot use SAM: its second gradient per step is "
+                              "neither clipped nor counted by the accountant; drop --sam-rho")
         if cfg.schedule == "onecycle":
             raise ConfigError("DP training steps its schedule once per epoch: use --schedule "
                               "cosine (with --warmup-epochs) or constant, not onecycle")
