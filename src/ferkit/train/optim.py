@@ -29,12 +29,17 @@ def is_sam(opt) -> bool:
 def sam_update(opt, model: torch.nn.Module, loss_again: Callable[[], torch.Tensor]) -> None:
     """The SAM step once the first pass's gradients are in: move to the perturbed weights,
     take the gradient there (BatchNorm running statistics left as the first pass set them),
-    come back and let the base optimiser step with it."""
+    come back and let the base optimiser step with it. Through ``opt.step`` so that a
+    learning-rate scheduler sees the step."""
     from pytorch_optimizer import disable_running_stats, enable_running_stats
-    opt.first_step(zero_grad=True)
-    disable_running_stats(model)
-    try:
-        loss_again().backward()
-    finally:
-        enable_running_stats(model)
-    opt.second_step(zero_grad=True)
+
+    def closure():
+        disable_running_stats(model)
+        try:
+            loss = loss_again()
+            loss.backward()
+        finally:
+            enable_running_stats(model)
+        return loss
+
+    opt.step(closure)
