@@ -13,7 +13,8 @@ import torch
 def make_optimizer(groups: list[dict], cfg) -> torch.optim.Optimizer:
     """The optimiser for parameter groups (per-group weight decay) under a TrainConfig."""
     if cfg.optimizer == "sgd":
-        base, kw = torch.optim.SGD, {"lr": cfg.lr, "momentum": cfg.momentum, "nesterov": cfg.momentum > 0}
+        base = torch.optim.SGD
+        kw = {"lr": cfg.lr, "momentum": cfg.momentum, "nesterov": cfg.momentum > 0}
     else:
         base, kw = torch.optim.AdamW, {"lr": cfg.lr}
     if not cfg.sam_rho:
