@@ -307,6 +307,7 @@ class Trainer:
             order = rng.permutation(len(labels))
         bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", self.progress)
         loss_sum, correct, seen = 0.0, 0, 0
+        sam = is_sam(opt)
         for s in range(steps):
             idx_np = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
             idx = torch.from_numpy(idx_np)
@@ -320,9 +321,7 @@ class Trainer:
             if self.online_teachers is not None:
                 a = cfg.distill_alpha
                 t = (1 - a) * t + a * self.online_teachers.online(x, mcfg.mean, mcfg.std)
-            logits, extra = self._forward(model, x)
-            per = per_sample_loss(logits, t, cfg.loss, smoothing=cfg.label_smoothing,
-                                  scale=cfg.semantic_scale)
+            logits, per, extra = self._per_sample(model, x, t)
             sw = None
             if self.reweighter is not None:
                 self.reweighter.update(idx_np, per.detach().cpu().numpy())
@@ -330,7 +329,7 @@ class Trainer:
             loss = weighted_mean(per, t, weights, sw) + extra
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            if is_sam(opt):
+            if sam:
                 sam_update(opt, model, partial(self._loss, model, x, t, weights, sw))
             else:
                 opt.step()
@@ -346,11 +345,16 @@ class Trainer:
         loss_sum, correct, seen = dist.sum([loss_sum, correct, seen])
         return loss_sum / max(seen, 1), correct / max(seen, 1)
 
-    def _loss(self, model, x, t, weights, sw):
-        """The batch's loss again (SAM's second pass, at the perturbed weights)."""
+    def _per_sample(self, model, x, t):
+        """Logits, per-sample losses and the attention-consistency term of a batch."""
         logits, extra = self._forward(model, x)
         per = per_sample_loss(logits, t, self.cfg.loss, smoothing=self.cfg.label_smoothing,
                               scale=self.cfg.semantic_scale)
+        return logits, per, extra
+
+    def _loss(self, model, x, t, weights, sw):
+        """The batch's loss again (SAM's second pass, at the perturbed weights)."""
+        _, per, extra = self._per_sample(model, x, t)
         return weighted_mean(per, t, weights, sw) + extra
 
     def _forward(self, model, x):
