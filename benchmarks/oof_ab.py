@@ -12,7 +12,9 @@ Writes benchmarks/results/oof_ab.json and docs/img/oof_ab_curves.png. Any other 
 arm of the fold recipe compares with the plain one the same way (--a RUN --a-label ...
 --title ... --out NAME). A run folder without best.pt (once runs/ is gone) is read from
 its history alone (--a-history .carry/ab/oof_w40_history.csv --b-history
-.carry/ab/plain_w40_history.csv), without the paired test.
+.carry/ab/plain_w40_history.csv), without the paired test. An arm stopped early is shown
+against the other's first epochs with --upto N: figures and curves at equal epochs, no
+verdict and no paired test (the best checkpoints would be from different epochs).
 """
 from __future__ import annotations
 
@@ -100,10 +102,12 @@ def main():
                     "out-of-fold targets or not")
     ap.add_argument("--out", default="oof_ab",
                     help="names benchmarks/results/OUT.json and docs/img/OUT_curves.png")
+    ap.add_argument("--upto", type=int,
+                    help="an unfinished arm: compare the first UPTO epochs only, no verdict")
     args = ap.parse_args()
     a_dir, b_dir = ROOT / args.a, ROOT / args.b
-    a = arm_figures(read_history(Path(args.a_history or a_dir / "history.csv")))
-    b = arm_figures(read_history(Path(args.b_history or b_dir / "history.csv")))
+    a = arm_figures(read_history(Path(args.a_history or a_dir / "history.csv"))[:args.upto])
+    b = arm_figures(read_history(Path(args.b_history or b_dir / "history.csv"))[:args.upto])
     if a["epochs"] != b["epochs"]:
         raise SystemExit(f"the arms ran {a['epochs']} and {b['epochs']} epochs: finish both")
     key = f"mean_last_{LAST}"
@@ -111,16 +115,18 @@ def main():
     result = {"arms": {"a": {"label": args.a_label, "run": args.a, **a},
                        "b": {"label": args.b_label, "run": args.b, **b}},
               "rule": f"A leads at its best epoch and over the mean of the last {LAST} epochs",
-              "a_leads": leads,
+              "a_leads": None if args.upto else leads,
               "epochs_a_ahead": sum(x > y for x, y in zip(a["curve"], b["curve"]))}
-    if (a_dir / "best.pt").exists() and (b_dir / "best.pt").exists():
+    if args.upto:
+        result["partial"] = f"the first {args.upto} epochs of both arms only: no verdict"
+    elif (a_dir / "best.pt").exists() and (b_dir / "best.pt").exists():
         result["paired_val"] = paired_val(a_dir, b_dir)
     plot(a, b, (args.a_label, args.b_label), args.title,
          ROOT / "docs" / "img" / f"{args.out}_curves.png")
     write_result(args.out, result)
     print(f"A best {a['best_val']:.4f} (epoch {a['best_epoch']}), last {LAST} {a[key]:.4f}; "
           f"B best {b['best_val']:.4f} (epoch {b['best_epoch']}), last {LAST} {b[key]:.4f}; "
-          f"A leads: {leads}")
+          f"A leads: {'not judged (--upto)' if args.upto else leads}")
 
 
 if __name__ == "__main__":
