@@ -105,6 +105,8 @@ def main():
     ap.add_argument("--upto", type=int,
                     help="an unfinished arm: compare the first UPTO epochs only, no verdict")
     args = ap.parse_args()
+    if args.upto is not None and args.upto < LAST:
+        ap.error(f"--upto must be at least {LAST} (the figures average the last {LAST} epochs)")
     a_dir, b_dir = ROOT / args.a, ROOT / args.b
     a = arm_figures(read_history(Path(args.a_history or a_dir / "history.csv"))[:args.upto])
     b = arm_figures(read_history(Path(args.b_history or b_dir / "history.csv"))[:args.upto])
