@@ -113,11 +113,11 @@ def main():
     if a["epochs"] != b["epochs"]:
         raise SystemExit(f"the arms ran {a['epochs']} and {b['epochs']} epochs: finish both")
     key = f"mean_last_{LAST}"
-    leads = a["best_val"] > b["best_val"] and a[key] > b[key]
+    leads = None if args.upto else a["best_val"] > b["best_val"] and a[key] > b[key]
     result = {"arms": {"a": {"label": args.a_label, "run": args.a, **a},
                        "b": {"label": args.b_label, "run": args.b, **b}},
               "rule": f"A leads at its best epoch and over the mean of the last {LAST} epochs",
-              "a_leads": None if args.upto else leads,
+              "a_leads": leads,
               "epochs_a_ahead": sum(x > y for x, y in zip(a["curve"], b["curve"]))}
     if args.upto:
         result["partial"] = f"the first {args.upto} epochs of both arms only: no verdict"
@@ -128,7 +128,7 @@ def main():
     write_result(args.out, result)
     print(f"A best {a['best_val']:.4f} (epoch {a['best_epoch']}), last {LAST} {a[key]:.4f}; "
           f"B best {b['best_val']:.4f} (epoch {b['best_epoch']}), last {LAST} {b[key]:.4f}; "
-          f"A leads: {'not judged (--upto)' if args.upto else leads}")
+          f"A leads: {'not judged (--upto)' if leads is None else leads}")
 
 
 if __name__ == "__main__":
