@@ -74,6 +74,20 @@ def test_resume_may_change_the_thread_count(small_fer, tmp_path):
             progress=False).fit()
 
 
+def test_resume_may_switch_precision_and_sessions_record_it(small_fer, tmp_path):
+    args = ["train", "--data", str(small_fer), "--model", "resnet_fast", "--width", "8",
+            "--epochs", "2", "--batch-size", "32", "--out", str(tmp_path / "r"),
+            "--no-progress", "--threads", "1", "--no-val-tta"]
+    assert main([*args, "--bf16", "--stop-after", "1"]) == 0
+    assert main([*args, "--resume", "--no-bf16"]) == 0
+    rows = json.loads((tmp_path / "r" / "sessions.json").read_text())
+    assert [(r["first_epoch"], r["last_epoch"], r["bf16"]) for r in rows] == [
+        (1, 1, True), (2, 2, False)]
+    assert all(r["cpu"] for r in rows)
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["bf16"] is False
+    assert checkpoint.load(tmp_path / "r" / "last.pt")["state"]["epoch"] == 2
+
+
 def test_imbalance_options_and_subset_classes(small_fer, tmp_path):
     res = Trainer(cfg(small_fer, epochs=1, balance="sampler", classes="angry,happy,sad",
                       augment={"mixup": 0.2, "cutmix": 1.0}), tmp_path / "s",

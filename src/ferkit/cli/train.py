@@ -48,6 +48,9 @@ def add_train(sub):
     for key, typ in AUG_FLAGS.items():
         p.add_argument("--" + key.replace("_", "-"), dest="aug_" + key, type=typ, default=None)
     p.add_argument("--no-flip", dest="aug_flip", action="store_false", default=None)
+    p.add_argument("--no-bf16", dest="bf16", action="store_false",
+                   help="train in float32 where the recipe asks for bf16: faster on CPUs "
+                   "without AMX, where bf16 autocast can be slower (docs/guide/train.md)")
     p.add_argument("--no-val-tta", dest="val_tta", action="store_false", default=None)
     p.add_argument("--no-progress", action="store_true")
     dp = p.add_argument_group("differential privacy (DP-SGD through Opacus)")

@@ -84,8 +84,8 @@ class TrainConfig:
     threads: int = 2
     device: str = "cpu"
     channels_last: bool = True
-    bf16: bool = False                # bf16 autocast: 1.3-2.5x faster on CPUs with AVX512-BF16
-                                      # (benchmarks/train_speed.py), slower on older ones
+    bf16: bool = False                # bf16 autocast: faster with AMX or on Zen 4/5; slower on some
+                                      # CPUs without AMX (benchmarks/train_speed.py --recipe)
     max_steps_per_epoch: int | None = None   # for smoke tests
 
     def to_dict(self) -> dict:

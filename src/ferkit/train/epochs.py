@@ -33,12 +33,14 @@ def new_state(best: float = -1.0) -> dict:
 
 def run_epochs(step: TrainStep, out: Path, epochs: int, *, resume: bool, select_metric: str,
                patience: int = 0, main: bool = True, started: float | None = None,
-               stop_after: int | None = None, best: float = -1.0) -> dict:
+               stop_after: int | None = None, best: float = -1.0,
+               session: dict | None = None) -> dict:
     """Train ``step`` up to ``epochs``; returns the loop state (history, best, elapsed).
     ``stop_after`` trains at most that many epochs in this call (a time-boxed session that
     a later ``resume`` continues). ``best`` is the score an epoch must beat to be saved as
     best.pt (a fine-tuning run keeps its starting model unless an epoch beats it). A step
-    with a ``write_history(out, state)`` method writes its own history files."""
+    with a ``write_history(out, state)`` method writes its own history files. ``session``
+    goes into this invocation's row of OUT/sessions.json."""
     started = started or time.time()
     state = new_state(best)
     last = out / "last.pt"
@@ -74,7 +76,7 @@ def run_epochs(step: TrainStep, out: Path, epochs: int, *, resume: bool, select_
                 step.write_history(out, state)
             else:
                 write_history(out, state["history"])
-            record_session(out, started, first, epoch + 1, state["elapsed"])
+            record_session(out, started, first, epoch + 1, state["elapsed"], session)
             step.after_epoch(out)
         if patience and state["stale"] >= patience:
             log.info("early stop: no improvement for %d epochs", patience)

@@ -48,10 +48,11 @@ def plot_curves(path: Path, history: list[dict]) -> None:
 
 
 def record_session(out: Path, started: float, first_epoch: int, epoch: int,
-                   train_seconds: float) -> None:
+                   train_seconds: float, info: dict | None = None) -> None:
     """Keep OUT/sessions.json: one row per invocation of a run (a first start or a
-    ``--resume``), with its wall time, so a run continued across sessions says what each
-    session spent. The row of the running invocation is rewritten after every epoch."""
+    ``--resume``), with its wall time and ``info`` (e.g. the CPU and precision of that
+    invocation), so a run continued across sessions, and machines, says what each session
+    spent and how. The row of the running invocation is rewritten after every epoch."""
     import json
     import time
     path = out / "sessions.json"
@@ -60,7 +61,7 @@ def record_session(out: Path, started: float, first_epoch: int, epoch: int,
     rows = [r for r in rows if r.get("started_utc") != stamp]
     rows.append({"started_utc": stamp, "first_epoch": first_epoch + 1, "last_epoch": epoch,
                  "wall_seconds": round(time.time() - started, 1),
-                 "train_seconds_total": round(train_seconds, 1)})
+                 "train_seconds_total": round(train_seconds, 1), **(info or {})})
     write_json(path, rows)
 
 
@@ -75,11 +76,22 @@ def write_downweighted(path: Path, rw, train) -> None:
             w.writerow([train.paths[i], train.classes[train.labels[i]], f"{rw.ema[i]:.4f}"])
 
 
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux; platform.processor() elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def hardware(cfg, processes: int = 1) -> dict:
     import torch
 
-    info = {"device": cfg.device, "threads": cfg.threads, "cpu": platform.processor() or
-            platform.machine(), "torch": torch.__version__}
+    info = {"device": cfg.device, "threads": cfg.threads, "cpu": cpu_name(),
+            "torch": torch.__version__}
     if processes > 1:
         info["processes"] = processes
     if cfg.device.startswith("cuda") and torch.cuda.is_available():

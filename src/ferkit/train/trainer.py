@@ -43,7 +43,7 @@ from ferkit.train.losses import (
     weighted_mean,
 )
 from ferkit.train.optim import is_sam, make_optimizer, sam_update
-from ferkit.train.report import hardware, write_downweighted
+from ferkit.train.report import cpu_name, hardware, write_downweighted
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,8 @@ class Trainer:
             state = run_epochs(self, self.out, cfg.epochs, resume=self.resume,
                                select_metric=cfg.select_metric, patience=cfg.patience,
                                main=self.dist.main, started=t_start,
-                               stop_after=self.stop_after)
+                               stop_after=self.stop_after,
+                               session={"cpu": cpu_name(), "bf16": cfg.bf16})
             self.dist.barrier()             # best.pt is on disk before anyone reads it
             best = checkpoint.load(self.out / "best.pt")
             if self.dist.main:
@@ -251,10 +252,7 @@ class Trainer:
 
     def _model(self, classes):
         cfg = self.cfg
-        kw = {"norm": cfg.norm, "dropout": cfg.dropout, "input_size": cfg.input_size}
-        for key in ("width", "stem_stride", "stage1_stride", "crop"):
-            if getattr(cfg, key):
-                kw[key] = getattr(cfg, key)
+        kw = model_kwargs(cfg)
         vectors = None
         if cfg.loss == "semantic":
             from ferkit.train.semantic import label_vectors
@@ -405,8 +403,20 @@ def _progress(total, desc, enabled):
     return tqdm(total=total, desc=desc, leave=False, disable=not enabled, dynamic_ncols=True)
 
 
-# Options that change how fast a run goes, not what it computes: a run may resume with others.
-_PACE_OPTIONS = ("threads",)
+def model_kwargs(cfg: TrainConfig) -> dict:
+    """The create_model keyword arguments of a run's network (its architecture options)."""
+    kw = {"norm": cfg.norm, "dropout": cfg.dropout, "input_size": cfg.input_size}
+    for key in ("width", "stem_stride", "stage1_stride", "crop"):
+        if getattr(cfg, key):
+            kw[key] = getattr(cfg, key)
+    return kw
+
+
+# Options that change how fast a run goes, not the recipe it follows: a run may resume with
+# others. bf16 also changes the rounding of the forward and backward passes (the weights and
+# optimiser state stay float32), and which precision is faster depends on the CPU (bf16 can
+# be slower without AMX); OUT/sessions.json records each invocation's CPU and precision.
+_PACE_OPTIONS = ("threads", "bf16")
 
 
 def _result_options(config: dict) -> dict:
