@@ -73,27 +73,37 @@ def model_table() -> None:
                                  "time": time.strftime("%H:%M")})
 
 
-def recipe_precision(path: str) -> None:
+def recipe_precision(path: str, rounds: int = 3) -> None:
+    """The recipe's network in float32 and bf16, alternated over ``rounds`` rounds (a shared
+    CPU's speed drifts within minutes, so each precision is timed in every round); the
+    verdict is on the medians over rounds."""
+    import statistics
+
     from ferkit.models import create_model
     from ferkit.train.config import TrainConfig, load_recipe
     from ferkit.train.trainer import model_kwargs
     cfg = TrainConfig.from_dict(load_recipe(path))
     kw = model_kwargs(cfg)
-    rows = {}
-    for bf16 in (False, True):
-        t = step_time(lambda: create_model(cfg.model, 7, cfg.channels, **kw), True, bf16,
-                      cfg.batch_size, cfg.crop or cfg.input_size, repeats=8, sgd=cfg.optimizer == "sgd")
-        rows["bf16" if bf16 else "float32"] = {"s_per_step": round(t, 4),
-                                               "images_per_s": round(cfg.batch_size / t, 1)}
-        print(("bf16" if bf16 else "float32"), rows["bf16" if bf16 else "float32"], flush=True)
+    per_round = {"float32": [], "bf16": []}
+    for r in range(rounds):
+        for name, bf16 in (("float32", False), ("bf16", True)):
+            t = step_time(lambda: create_model(cfg.model, 7, cfg.channels, **kw), True, bf16,
+                          cfg.batch_size, cfg.crop or cfg.input_size, repeats=6,
+                          sgd=cfg.optimizer == "sgd")
+            per_round[name].append(round(t, 4))
+            print(f"round {r + 1}: {name} {t:.3f} s/step", flush=True)
+    rows = {k: {"s_per_step": round(statistics.median(v), 4), "rounds": v,
+                "images_per_s": round(cfg.batch_size / statistics.median(v), 1)}
+            for k, v in per_round.items()}
     faster = min(rows, key=lambda k: rows[k]["s_per_step"])
     ratio = rows["bf16"]["s_per_step"] / rows["float32"]["s_per_step"]
-    print(f"faster here: {faster} (bf16 / float32 step time {ratio:.2f}); "
-          f"resume with {'--bf16' if faster == 'bf16' else '--no-bf16'}")
+    print(f"medians: float32 {rows['float32']['s_per_step']} s, bf16 {rows['bf16']['s_per_step']}"
+          f" s; faster here: {faster} (bf16 / float32 step time {ratio:.2f}); resume with "
+          f"{'--bf16' if faster == 'bf16' else '--no-bf16'}")
     write_result(f"train_speed_{Path(path).stem}", {
-        "recipe": path, "model": cfg.model, **{k: v for k, v in kw.items()},
-        "batch": cfg.batch_size, "threads": 2, "channels_last": True, "rows": rows,
-        "bf16_over_float32_step_time": round(ratio, 3), "faster": faster,
+        "recipe": path, "model": cfg.model, **kw, "batch": cfg.batch_size, "threads": 2,
+        "channels_last": True, "rows": rows, "bf16_over_float32_step_time": round(ratio, 3),
+        "faster": faster,
         "note": "the student's step only: augmentation, forward, backward, SGD; no teachers"})
 
 
