@@ -50,44 +50,13 @@ def classify_throughput(clf, x, batch: int, repeats: int) -> float:
 def machine() -> dict:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                             cwd=ROOT).stdout.strip()
-    return {"cpu": _cpu_name(), "cpu_family_model": _family_model(),
+    sys.path.insert(0, str(ROOT / "src"))
+    from ferkit.cpuinfo import cpu_features, cpu_name, family_model
+    return {"cpu": cpu_name(), "cpu_family_model": family_model(),
             "cpu_features": cpu_features(), "cores": os.cpu_count(),
             "python": sys.version.split()[0],
             "platform": platform.platform(), "commit": commit,
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-
-
-# the instruction sets that decide int8 (VNNI) and bf16 (AVX512-BF16, AMX) speed
-_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-
-
-def _cpuinfo(key: str) -> str | None:
-    """The value of the first /proc/cpuinfo line whose name is ``key`` (None if unreadable)."""
-    try:
-        for line in open("/proc/cpuinfo"):
-            name, sep, value = line.partition(":")
-            if sep and name.strip() == key:
-                return value.strip()
-    except OSError:
-        pass
-    return None
-
-
-def cpu_features() -> list[str]:
-    """Which of ``_FEATURES`` /proc/cpuinfo lists (empty where it cannot be read)."""
-    flags = set((_cpuinfo("flags") or "").split())
-    return [f for f in _FEATURES if f in flags]
-
-
-def _family_model() -> str | None:
-    """"family F model M" from /proc/cpuinfo: hypervisors often name every AMD EPYC alike,
-    while a family 25 (Zen 4) and a family 26 (Zen 5) ran these models 1.9-2.7x apart."""
-    fam, mod = _cpuinfo("cpu family"), _cpuinfo("model")
-    return f"family {fam} model {mod}" if fam and mod else None
-
-
-def _cpu_name() -> str:
-    return _cpuinfo("model name") or platform.processor()
 
 
 def write_result(name: str, payload: dict) -> Path:

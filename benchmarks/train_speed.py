@@ -25,10 +25,10 @@ MODELS = [("seed_cnn", {}), ("resnet18", {"width": 40}), ("resnet18", {"width": 
           ("resnet_fast", {"width": 24})]
 
 
-def step_time(make, cl: bool, bf16: bool, batch: int = 128, size: int = 48,
+def step_time(m, cl: bool, bf16: bool, batch: int = 128, size: int = 48,
               repeats: int = 6, sgd: bool = False) -> float:
-    """Median seconds of one optimiser step (AdamW, or Nesterov SGD) of the model ``make()``
-    builds on an augmented batch."""
+    """Median seconds of one optimiser step (AdamW, or Nesterov SGD) of the freshly built
+    model ``m`` on an augmented batch."""
     import torch
 
     from ferkit.train.augment import AugmentConfig, augment
@@ -36,8 +36,7 @@ def step_time(make, cl: bool, bf16: bool, batch: int = 128, size: int = 48,
     g = torch.Generator().manual_seed(0)
     x0 = torch.randn(batch, 1, size, size, generator=g)
     y = torch.nn.functional.one_hot(torch.randint(0, 7, (batch,), generator=g), 7).float()
-    torch.manual_seed(0)
-    m = make().train()
+    m = m.train()
     if cl:
         m = m.to(memory_format=torch.channels_last)
     opt = (torch.optim.SGD(m.parameters(), 0.01, momentum=0.9, nesterov=True) if sgd
@@ -57,13 +56,16 @@ def step_time(make, cl: bool, bf16: bool, batch: int = 128, size: int = 48,
 
 
 def model_table() -> None:
+    import torch
+
     from ferkit.models import create_model
     rows = []
     for name, kw in MODELS:
         for cl in (True, False):
             for bf16 in (False, True):
-                t = step_time(lambda: create_model(name, 7, 1, **kw), cl, bf16)
+                torch.manual_seed(0)
                 m = create_model(name, 7, 1, **kw)
+                t = step_time(m, cl, bf16)
                 row = {"model": name, **kw, "channels_last": cl, "bf16": bf16,
                        "images_per_s": 128 / t,
                        "params_m": sum(p.numel() for p in m.parameters()) / 1e6}
@@ -79,6 +81,8 @@ def recipe_precision(path: str, rounds: int = 3) -> None:
     verdict is on the medians over rounds."""
     import statistics
 
+    import torch
+
     from ferkit.models import create_model
     from ferkit.train.config import TrainConfig, load_recipe
     from ferkit.train.trainer import model_kwargs
@@ -87,7 +91,8 @@ def recipe_precision(path: str, rounds: int = 3) -> None:
     per_round = {"float32": [], "bf16": []}
     for r in range(rounds):
         for name, bf16 in (("float32", False), ("bf16", True)):
-            t = step_time(lambda: create_model(cfg.model, 7, cfg.channels, **kw), True, bf16,
+            torch.manual_seed(0)
+            t = step_time(create_model(cfg.model, 7, cfg.channels, **kw), True, bf16,
                           cfg.batch_size, cfg.crop or cfg.input_size, repeats=6,
                           sgd=cfg.optimizer == "sgd")
             per_round[name].append(round(t, 4))

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import csv
 import io
-import platform
 from pathlib import Path
 
 import numpy as np
 
+from ferkit.cpuinfo import cpu_name
 from ferkit.io import atomic_path, write_json, write_text
 
 
@@ -74,17 +74,6 @@ def write_downweighted(path: Path, rw, train) -> None:
         w.writerow(["path", "label", "loss_ema"])
         for i in idx:
             w.writerow([train.paths[i], train.classes[train.labels[i]], f"{rw.ema[i]:.4f}"])
-
-
-def cpu_name() -> str:
-    """The CPU's model name (/proc/cpuinfo on Linux; platform.processor() elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def hardware(cfg, processes: int = 1) -> dict:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ferkit.cpuinfo import cpu_name
 from ferkit.data import FaceArray, load_dataset
 from ferkit.errors import ConfigError
 from ferkit.evaluation.metrics import classification_report
@@ -43,7 +44,7 @@ from ferkit.train.losses import (
     weighted_mean,
 )
 from ferkit.train.optim import is_sam, make_optimizer, sam_update
-from ferkit.train.report import cpu_name, hardware, write_downweighted
+from ferkit.train.report import hardware, write_downweighted
 
 log = logging.getLogger(__name__)
 
