@@ -105,11 +105,27 @@ def recipe_precision(path: str, rounds: int = 3) -> None:
     print(f"medians: float32 {rows['float32']['s_per_step']} s, bf16 {rows['bf16']['s_per_step']}"
           f" s; faster here: {faster} (bf16 / float32 step time {ratio:.2f}); resume with "
           f"{'--bf16' if faster == 'bf16' else '--no-bf16'}")
-    write_result(f"train_speed_{Path(path).stem}", {
+    write_by_cpu(f"train_speed_{Path(path).stem}", {
         "recipe": path, "model": cfg.model, **kw, "batch": cfg.batch_size, "threads": 2,
-        "channels_last": True, "rows": rows, "bf16_over_float32_step_time": round(ratio, 3),
-        "faster": faster,
-        "note": "the student's step only: augmentation, forward, backward, SGD; no teachers"})
+        "channels_last": True,
+        "note": "the student's step only: augmentation, forward, backward, SGD; no teachers"},
+        {"rows": rows, "bf16_over_float32_step_time": round(ratio, 3), "faster": faster})
+
+
+def write_by_cpu(name: str, common: dict, entry: dict) -> None:
+    """One result per CPU (keyed by family and model) in one file, so the verdict for a
+    Xeon without AMX and for a Zen 4 stand side by side; this CPU's entry is replaced."""
+    import json
+
+    from _common import RESULTS, machine
+    path = RESULTS / f"{name}.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    if "by_cpu" not in old and "rows" in old:            # a file from before one-per-CPU
+        old = {"by_cpu": {old["machine"]["cpu_family_model"]: {
+            k: old[k] for k in ("machine", "rows", "bf16_over_float32_step_time", "faster")}}}
+    m = machine()
+    by_cpu = {**old.get("by_cpu", {}), m["cpu_family_model"] or m["cpu"]: {"machine": m, **entry}}
+    write_result(name, {**common, "by_cpu": by_cpu})
 
 
 def main():
