@@ -121,7 +121,8 @@ def write_by_cpu(name: str, common: dict, entry: dict) -> None:
     path = RESULTS / f"{name}.json"
     old = json.loads(path.read_text()) if path.exists() else {}
     if "by_cpu" not in old and "rows" in old:            # a file from before one-per-CPU
-        old = {"by_cpu": {old["machine"]["cpu_family_model"]: {
+        was = old["machine"]
+        old = {"by_cpu": {was.get("cpu_family_model") or was["cpu"]: {
             k: old[k] for k in ("machine", "rows", "bf16_over_float32_step_time", "faster")}}}
     m = machine()
     by_cpu = {**old.get("by_cpu", {}), m["cpu_family_model"] or m["cpu"]: {"machine": m, **entry}}

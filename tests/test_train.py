@@ -5,6 +5,7 @@ import torch
 from conftest import interrupt_after
 
 from ferkit.cli import main
+from ferkit.cpuinfo import family_model
 from ferkit.errors import ConfigError
 from ferkit.train import checkpoint
 from ferkit.train.config import TrainConfig
@@ -84,7 +85,6 @@ def test_resume_may_switch_precision_and_sessions_record_it(small_fer, tmp_path)
     assert [(r["first_epoch"], r["last_epoch"], r["bf16"]) for r in rows] == [
         (1, 1, True), (2, 2, False)]
     assert all(r["cpu"] for r in rows)
-    from ferkit.cpuinfo import family_model
     assert all(r["cpu_family_model"] == family_model() for r in rows)
     assert json.loads((tmp_path / "r" / "config.json").read_text())["bf16"] is False
     assert checkpoint.load(tmp_path / "r" / "last.pt")["state"]["epoch"] == 2
