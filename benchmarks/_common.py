@@ -51,9 +51,8 @@ def machine() -> dict:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                             cwd=ROOT).stdout.strip()
     sys.path.insert(0, str(ROOT / "src"))
-    from ferkit.cpuinfo import cpu_features, cpu_name, family_model
-    return {"cpu": cpu_name(), "cpu_family_model": family_model(),
-            "cpu_features": cpu_features(), "cores": os.cpu_count(),
+    from ferkit.cpuinfo import cpu_features, cpu_stamp
+    return {**cpu_stamp(), "cpu_features": cpu_features(), "cores": os.cpu_count(),
             "python": sys.version.split()[0],
             "platform": platform.platform(), "commit": commit,
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}

@@ -97,9 +97,9 @@ def recipe_precision(path: str, rounds: int = 3) -> None:
                           sgd=cfg.optimizer == "sgd")
             per_round[name].append(round(t, 4))
             print(f"round {r + 1}: {name} {t:.3f} s/step", flush=True)
-    rows = {k: {"s_per_step": round(statistics.median(v), 4), "rounds": v,
-                "images_per_s": round(cfg.batch_size / statistics.median(v), 1)}
-            for k, v in per_round.items()}
+    med = {k: statistics.median(v) for k, v in per_round.items()}
+    rows = {k: {"s_per_step": round(med[k], 4), "rounds": v,
+                "images_per_s": round(cfg.batch_size / med[k], 1)} for k, v in per_round.items()}
     faster = min(rows, key=lambda k: rows[k]["s_per_step"])
     ratio = rows["bf16"]["s_per_step"] / rows["float32"]["s_per_step"]
     print(f"medians: float32 {rows['float32']['s_per_step']} s, bf16 {rows['bf16']['s_per_step']}"
@@ -120,12 +120,13 @@ def write_by_cpu(name: str, common: dict, entry: dict) -> None:
     from _common import RESULTS, machine
     path = RESULTS / f"{name}.json"
     old = json.loads(path.read_text()) if path.exists() else {}
+    def key(m: dict) -> str:
+        return m.get("cpu_family_model") or m["cpu"]
     if "by_cpu" not in old and "rows" in old:            # a file from before one-per-CPU
-        was = old["machine"]
-        old = {"by_cpu": {was.get("cpu_family_model") or was["cpu"]: {
+        old = {"by_cpu": {key(old["machine"]): {
             k: old[k] for k in ("machine", "rows", "bf16_over_float32_step_time", "faster")}}}
     m = machine()
-    by_cpu = {**old.get("by_cpu", {}), m["cpu_family_model"] or m["cpu"]: {"machine": m, **entry}}
+    by_cpu = {**old.get("by_cpu", {}), key(m): {"machine": m, **entry}}
     write_result(name, {**common, "by_cpu": by_cpu})
 
 

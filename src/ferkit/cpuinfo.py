@@ -37,3 +37,9 @@ def family_model() -> str | None:
     a family 25 (Zen 4) and a family 26 (Zen 5) ran these models 1.9-2.7x apart."""
     fam, mod = cpuinfo("cpu family"), cpuinfo("model")
     return f"family {fam} model {mod}" if fam and mod else None
+
+
+def cpu_stamp() -> dict:
+    """{"cpu": name, "cpu_family_model": family and model}: what run records and benchmark
+    results say about the CPU they ran on."""
+    return {"cpu": cpu_name(), "cpu_family_model": family_model()}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ferkit.cpuinfo import cpu_name, family_model
+from ferkit.cpuinfo import cpu_stamp
 from ferkit.io import atomic_path, write_json, write_text
 
 
@@ -79,8 +79,8 @@ def write_downweighted(path: Path, rw, train) -> None:
 def hardware(cfg, processes: int = 1) -> dict:
     import torch
 
-    info = {"device": cfg.device, "threads": cfg.threads, "cpu": cpu_name(),
-            "cpu_family_model": family_model(), "torch": torch.__version__}
+    info = {"device": cfg.device, "threads": cfg.threads, **cpu_stamp(),
+            "torch": torch.__version__}
     if processes > 1:
         info["processes"] = processes
     if cfg.device.startswith("cuda") and torch.cuda.is_available():

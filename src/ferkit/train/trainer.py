@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ferkit.cpuinfo import cpu_name, family_model
+from ferkit.cpuinfo import cpu_stamp
 from ferkit.data import FaceArray, load_dataset
 from ferkit.errors import ConfigError
 from ferkit.evaluation.metrics import classification_report
@@ -144,8 +144,7 @@ class Trainer:
                                select_metric=cfg.select_metric, patience=cfg.patience,
                                main=self.dist.main, started=t_start,
                                stop_after=self.stop_after,
-                               session={"cpu": cpu_name(), "cpu_family_model": family_model(),
-                                        "bf16": cfg.bf16})
+                               session={**cpu_stamp(), "bf16": cfg.bf16})
             self.dist.barrier()             # best.pt is on disk before anyone reads it
             best = checkpoint.load(self.out / "best.pt")
             if self.dist.main:
